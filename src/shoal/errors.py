@@ -29,7 +29,7 @@ class DatasetError(UserInputError):
 
 
 class ModelNotFoundError(UserInputError):
-    """A model name that no provider knows."""
+    """A model name that matches no provider or known model."""
 
 
 class PriceNotFoundError(UserInputError):
@@ -45,7 +45,7 @@ class ProviderError(ShoalError):
 
 
 class ProviderHTTPError(ProviderError):
-    """An API answered with an HTTP error status."""
+    """An API returned an HTTP error status."""
 
     def __init__(self, message: str, status_code: int, body: str = "") -> None:
         super().__init__(message)

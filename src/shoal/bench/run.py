@@ -23,7 +23,8 @@ from shoal.models import load_encoder, load_provider
 from shoal.pricing import DEFAULT_MACHINE, MachinePrice
 from shoal.providers.local import LlamaCppProvider
 from shoal.report.plot import plot_pareto
-from shoal.tasks.classify import CandidateChoiceStep, EncoderStep
+from shoal.bench.memo import MemoProvider
+from shoal.tasks.classify import DEFAULT_INSTRUCTIONS, CandidateChoiceStep, EncoderStep
 
 logger = logging.getLogger("shoal.bench")
 
@@ -37,12 +38,14 @@ class BenchOptions:
     per_label: int | None = 10  # tier 0's training examples per label; None: the whole pool
     top_k: int = 3  # labels an escalation model chooses among
     llm_sample: int = 100  # test items a single escalation model is measured on
-    pool_share: float = 0.35  # least confident share of dev items escalation tiers run on
+    examples_per_label: int = 2  # retrieved labelled examples shown per candidate label
+    pool_share: float = 0.3  # least confident share of dev items escalation tiers run on
     tolerance: float = 0.005  # accuracy a cheaper threshold setting may give up on dev
     seed: int = 0
     machine: MachinePrice = DEFAULT_MACHINE
     allow_download: bool = False
     output: Path | None = None
+    instructions: str | None = None  # replaces the data's instructions to escalation models
 
 
 @dataclass
@@ -105,7 +108,7 @@ async def _evaluate(
 
 
 def _escalation_steps(
-    options: BenchOptions, encoder_step: EncoderStep, model_weight: float | None = None
+    options: BenchOptions, encoder_step: EncoderStep, instructions: str
 ) -> list[CandidateChoiceStep]:
     steps = []
     for name in options.escalate:
@@ -114,9 +117,13 @@ def _escalation_steps(
         )
         if isinstance(provider, LlamaCppProvider):
             provider.load()
-        step = CandidateChoiceStep(provider, retriever=encoder_step.classifier, top_k=options.top_k)
-        if model_weight is not None:
-            step.model_weight = model_weight
+        step = CandidateChoiceStep(
+            MemoProvider(provider),
+            retriever=encoder_step.classifier,
+            top_k=options.top_k,
+            examples_per_label=options.examples_per_label,
+            instructions=instructions,
+        )
         steps.append(step)
     return steps
 
@@ -135,7 +142,8 @@ async def run_bench(
         options.encoder, machine=options.machine, allow_download=options.allow_download
     )
     encoder_step = EncoderStep(classifier)
-    steps = _escalation_steps(options, encoder_step)
+    instructions = options.instructions or data.instructions or DEFAULT_INSTRUCTIONS
+    steps = _escalation_steps(options, encoder_step, instructions)
 
     train = stratified_sample(data.train_pool, options.per_label, options.seed)
     progress.phase(f"train: {options.encoder} on {len(train)} labelled examples", 1)
@@ -188,10 +196,11 @@ async def run_bench(
 
 
 def _single_model_steps(steps: list[CandidateChoiceStep]) -> list[CandidateChoiceStep]:
-    """The same models, choosing alone (model weight 1.0) instead of mixed with tier 0."""
+    """Copy the escalation steps with model weight 1.0, so each model chooses alone."""
     return [
         CandidateChoiceStep(
-            step.provider, retriever=step.retriever, top_k=step.top_k, model_weight=1.0,
+            step.provider, retriever=step.retriever, top_k=step.top_k,
+            examples_per_label=step.examples_per_label, model_weight=1.0,
             instructions=step.instructions,
         )
         for step in steps

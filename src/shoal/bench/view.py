@@ -1,4 +1,4 @@
-"""What `shoal bench` draws in the terminal: progress bars, the table and the verdict."""
+"""Terminal output of `shoal bench`: progress bars, the table and the verdict."""
 
 from __future__ import annotations
 
@@ -47,6 +47,9 @@ class RichProgress:
         self._progress.stop()
 
     def phase(self, description: str, total: int) -> None:
+        if not self._progress.console.is_terminal:
+            # No live bars outside a terminal: one line per phase keeps logs readable.
+            self._progress.console.print(description, markup=False)
         if self._task is not None:
             self._progress.update(self._task, completed=self._progress.tasks[-1].total)
         self._task = self._progress.add_task(description, total=max(total, 1))

@@ -30,7 +30,7 @@ class ThresholdFit:
     thresholds: tuple[float, ...]
     dev_accuracy: float
     dev_mean_cost_usd: float
-    dev_shares: tuple[float, ...]  # share of dev items answered by each tier
+    dev_shares: tuple[float, ...]  # share of dev items whose prediction each tier gave
     tier0_dev_accuracy: float
     best_dev_accuracy: float
     settings_tried: int

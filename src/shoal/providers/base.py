@@ -20,8 +20,8 @@ class Message:
 class Request:
     """Messages and options sent to a provider.
 
-    `candidates` asks the provider to score each candidate label as the answer instead of
-    generating freely; the response then carries `label_probs` over exactly those labels.
+    With `candidates` set, the provider scores each candidate as the whole reply instead of
+    generating freely, and the response carries `label_probs` over exactly those labels.
     """
 
     messages: tuple[Message, ...]
@@ -52,7 +52,7 @@ class TokenLogprob:
 
 @dataclass
 class Response:
-    """What a provider returns for one request."""
+    """A provider's result for one request."""
 
     model: str  # `provider:id`
     text: str

@@ -134,13 +134,16 @@ class EncoderClassifier:
             raise RuntimeError(f"{self.model} must be fitted before it classifies")
         return self._classifier.predict_proba(embeddings)  # type: ignore[attr-defined,no-any-return]
 
-    def nearest_example(self, embedding: NDArray[np.float32], label: str) -> str | None:
-        """Return the training text of `label` closest to `embedding` (cosine similarity)."""
+    def nearest_examples(
+        self, embedding: NDArray[np.float32], label: str, k: int = 1
+    ) -> list[str]:
+        """Return up to `k` training texts of `label`, most similar to `embedding` first."""
         indices = [i for i, known in enumerate(self.train_labels) if known == label]
         if not indices:
-            return None
+            return []
         similarities = self.train_embeddings[indices] @ embedding
-        return self.train_texts[indices[int(np.argmax(similarities))]]
+        order = np.argsort(-similarities, kind="stable")[:k]
+        return [self.train_texts[indices[int(position)]] for position in order]
 
     def classify(self, text: str, candidates: Sequence[str] | None = None) -> tuple[
         dict[str, float], NDArray[np.float32], float

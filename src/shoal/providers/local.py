@@ -4,8 +4,8 @@ Classification does not generate text. Each candidate label is scored as the who
 assistant answer: the log-probability of the label's tokens followed by the end-of-turn
 token, so a label that is a prefix of another (`card` and `card_arrival`) is not favoured.
 The label-set-normalised probabilities are the softmax of those scores over the candidates.
-The prompt is decoded once per item; the key-value cache keeps the longest prefix shared
-with the previous item, so a fixed instruction is decoded only once per run.
+The prompt is decoded once per item. The key-value cache keeps the messages before the last
+one (the instruction) between items, so a fixed instruction is decoded only once per run.
 """
 
 from __future__ import annotations
@@ -43,15 +43,6 @@ def normalise_scores(scores: dict[str, float]) -> dict[str, float]:
     probs = np.exp(values - values.max())
     probs /= probs.sum()
     return dict(zip(scores, probs.tolist(), strict=True))
-
-
-def _common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
-    length = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        length += 1
-    return length
 
 
 class LlamaCppProvider:
@@ -110,8 +101,10 @@ class LlamaCppProvider:
         token = int(llama_cpp.llama_vocab_eot(vocab))
         return token if token >= 0 else int(self._llama.token_eos())
 
-    def render_prompt(self, messages: Sequence[Message]) -> str:
-        """Render messages with the model's own chat template, ready for the answer."""
+    def render_prompt(
+        self, messages: Sequence[Message], add_generation_prompt: bool = True
+    ) -> str:
+        """Render messages with the model's own chat template, by default ready for the answer."""
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.load()
@@ -124,9 +117,13 @@ class LlamaCppProvider:
             template=template,
             eos_token=self._llama.detokenize([self._llama.token_eos()], special=True).decode(),
             bos_token=self._llama.detokenize([self._llama.token_bos()], special=True).decode(),
+            add_generation_prompt=add_generation_prompt,
         )
         rendered = formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
         return rendered.prompt
+
+    def _tokenize(self, text: str) -> list[int]:
+        return list(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def score_candidates(
         self, messages: Sequence[Message], candidates: Sequence[str]
@@ -138,14 +135,13 @@ class LlamaCppProvider:
         """
         with self._lock:
             self.load()
-            prompt = self._llama.tokenize(
-                self.render_prompt(messages).encode("utf-8"), add_bos=False, special=True
-            )
+            prompt = self._tokenize(self.render_prompt(messages))
             if len(prompt) >= self.n_ctx:
                 raise ValueError(
                     f"the prompt has {len(prompt)} tokens, more than the context of {self.n_ctx}"
                 )
-            last_logits, decoded = self._decode_prompt(prompt)
+            prefix = self._tokenize(self.render_prompt(messages[:-1], False)) if len(messages) > 1 else []
+            last_logits, decoded = self._decode_prompt(prompt, prefix)
             first_token_logprobs = _log_softmax(last_logits)
 
             scores: dict[str, float] = {}
@@ -157,19 +153,30 @@ class LlamaCppProvider:
                 candidate_tokens += len(tokens) - 1
             return scores, decoded, candidate_tokens
 
-    def _decode_prompt(self, prompt: list[int]) -> tuple[NDArray[np.float32], int]:
-        """Decode the prompt after the prefix still in the cache; return the last logits."""
+    def _decode_prompt(
+        self, prompt: list[int], prefix: list[int]
+    ) -> tuple[NDArray[np.float32], int]:
+        """Decode the prompt, reusing a cached `prefix`; return the last logits and tokens decoded.
+
+        llama.cpp's logits depend slightly on how a sequence is split into decode batches,
+        so the prompt is always split at the end of `prefix` (the messages before the last).
+        Scores then do not depend on which item was scored before.
+        """
         ctx = self._llama._ctx
         batch = self._llama._batch
-        reused = min(_common_prefix_length(self._cached_tokens, prompt), len(prompt) - 1)
+        boundary = len(prefix) if prefix and prompt[: len(prefix)] == prefix else 0
+        if boundary >= len(prompt):
+            boundary = 0
+        reused = boundary if self._cached_tokens[:boundary] == prompt[:boundary] else 0
         ctx.kv_cache_seq_rm(0, reused, -1)
 
         n_batch = self._llama.n_batch
-        for start in range(reused, len(prompt), n_batch):
-            chunk = prompt[start : start + n_batch]
-            batch.set_batch(chunk, n_past=start, logits_all=False)
-            ctx.decode(batch)
-        self._cached_tokens = list(prompt)
+        for start, stop in ((reused, boundary), (max(reused, boundary), len(prompt))):
+            for chunk_start in range(start, stop, n_batch):
+                chunk = prompt[chunk_start : min(chunk_start + n_batch, stop)]
+                batch.set_batch(chunk, n_past=chunk_start, logits_all=False)
+                ctx.decode(batch)
+        self._cached_tokens = list(prompt[:boundary])
         n_vocab = self._llama.n_vocab()
         logits = np.ctypeslib.as_array(ctx.get_logits_ith(-1), shape=(n_vocab,)).copy()
         return logits, len(prompt) - reused
@@ -193,7 +200,10 @@ class LlamaCppProvider:
     def generate(self, request: Request) -> tuple[str, int, int]:
         with self._lock:
             self.load()
-            self._cached_tokens = []  # create_chat_completion manages the cache itself
+            # Scoring left the key-value cache out of step with llama-cpp-python's own record
+            # of it, so its prefix reuse would continue from the wrong tokens.
+            self._llama.reset()
+            self._cached_tokens = []
             result = self._llama.create_chat_completion(
                 messages=[{"role": m.role, "content": m.content} for m in request.messages],
                 max_tokens=request.max_tokens,

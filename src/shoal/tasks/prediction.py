@@ -1,4 +1,4 @@
-"""What a classify step returns for one item."""
+"""Predictions: a classify step's result for one item, and the item's context in a cascade."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from fake_openai import FakeOpenAI
 from shoal.bench.data import bundled_file
 
 # 3 test messages per BANKING77 intent, columns text,category.
-BANKING77_FIXTURE = Path("/work/shared/data/fixtures/banking77_test_3per_class.csv")
+BANKING77_FIXTURE = Path(__file__).parent / "data" / "banking77_test_3per_class.csv"
 
 # Labels that share the prefix "card_", so label scoring must not favour a shared prefix.
 CARD_LABELS = ("card_arrival", "card_linking", "card_acceptance")

@@ -153,6 +153,12 @@ def test_cli_bench_with_local_model(tmp_path: Path) -> None:
     for record in records_of(records, "cascade"):
         assert record["steps"][0]["model"] == "encoder:minilm"
         assert record["answered_by"] == record["steps"][record["tier"]]["model"]
+    for record in records:
+        # Also for an escalated item whose model response was reused from another config.
+        step_ms = sum(step["latency_ms"] for step in record["steps"])
+        assert record["latency_ms"] == pytest.approx(step_ms)
+        step_usd = sum(Decimal(step["cost"]["usd"]) for step in record["steps"])
+        assert Decimal(record["cost_usd"]) == step_usd
 
     fit = json.loads((output / "fit.json").read_text(encoding="utf-8"))
     assert fit["models"] == ["encoder:minilm", LOCAL_MODEL]

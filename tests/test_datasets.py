@@ -16,7 +16,7 @@ from shoal.evaluate.datasets import (
     stratified_sample,
 )
 
-BANKING77 = Path("/work/shared/data/fixtures/banking77_test_3per_class.csv")
+BANKING77 = Path(__file__).parent / "data" / "banking77_test_3per_class.csv"
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:

@@ -205,7 +205,7 @@ def test_missing_part_suggests_hub_download(site: FakeSite, cache: Path) -> None
         resolve_weights("fake-split", cache_dir=cache, registry=registry_of(split_spec(hub=True)))
 
     assert "example/fake-split-GGUF" in str(caught.value)
-    assert "allow_download=True" in str(caught.value)
+    assert "shoal bench --download" in str(caught.value)
 
 
 def test_part_file_missing_from_installed_package(site: FakeSite, cache: Path) -> None:

@@ -67,7 +67,7 @@ def bench(
     pool_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of dev items, least confident first, the escalation tiers are run on to fit thresholds.")] = 0.3,
     tolerance: Annotated[float, typer.Option(min=0.0, max=1.0, help="Dev accuracy (0-1) a cheaper threshold setting may give up.")] = 0.005,
     machine_usd_per_hour: Annotated[str | None, typer.Option(help="Hourly price in USD of the machine that runs in-process models (default: AWS m7g.large on-demand, $0.0816).")] = None,
-    download: Annotated[bool, typer.Option(help="Download missing weights from the Hugging Face hub (needs network and shoal[hub]).")] = False,
+    download: Annotated[bool, typer.Option(help="Download missing weights from the Hugging Face hub (needs network and the hub extra of shoal).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of every random sample.")] = 0,
     output: Annotated[Path | None, typer.Option(help="Folder for records.jsonl, summary.json, fit.json and the plot.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")] = False,
@@ -85,7 +85,13 @@ def bench(
         else machine_from_env()
     )
     escalation = ["local:qwen2.5-coder-1.5b"] if escalate is None else escalate
-    escalation = [name for name in escalation if name.lower() != "none"]
+    if any(name.lower() == "none" for name in escalation):
+        if len(escalation) > 1:
+            raise UserInputError(
+                "--escalate none cannot be combined with escalation models; give either "
+                "'none' or one or more models"
+            )
+        escalation = []
     options = BenchOptions(
         encoder=encoder, escalate=escalation, per_label=parse_per_label(per_label),
         top_k=top_k, llm_sample=llm_sample, examples_per_label=examples_per_label,

@@ -343,7 +343,7 @@ def _missing_parts_message(
     if spec.hub_repo is not None and not allow_download:
         fixes.append(
             f"allow the download of {spec.hub_filename} from the Hugging Face hub repository "
-            f"{spec.hub_repo} (allow_download=True)"
+            f"{spec.hub_repo} (shoal bench --download)"
         )
     return (
         f"weight {spec.name!r} ({spec.filename}) is not available: "

@@ -73,7 +73,7 @@ def load_bench_data(
         test = load_dataset(test_data, **columns)
 
     pool = _without_texts(pool, set(dev.texts) | set(test.texts))
-    _check_labels(pool, dev, test)
+    _check_labels(pool, dev, test, split_one_file=data is not None and train_data is None)
     return BenchData(name=name, train_pool=pool, dev=dev, test=test, instructions=instructions)
 
 
@@ -81,17 +81,32 @@ def _without_texts(dataset: LabelledDataset, texts: set[str]) -> LabelledDataset
     return dataset.select(i for i, text in enumerate(dataset.texts) if text not in texts)
 
 
-def _check_labels(pool: LabelledDataset, dev: LabelledDataset, test: LabelledDataset) -> None:
+def _check_labels(
+    pool: LabelledDataset, dev: LabelledDataset, test: LabelledDataset, split_one_file: bool
+) -> None:
     if len(pool) == 0:
         raise DatasetError(
             f"no training items are left in {pool.source} once dev and test items are removed; "
             "give a larger file or a separate --train-data file"
         )
-    known = set(pool.labels)
-    for split in (dev, test):
-        unknown = sorted(set(split.labels) - known)
-        if unknown:
-            raise DatasetError(
-                f"labels {unknown[:5]} of {split.source} have no training example; "
-                "add examples of them to the training data"
-            )
+    unknown = sorted((set(dev.labels) | set(test.labels)) - set(pool.labels))
+    if not unknown:
+        return
+    shown = ", ".join(repr(label) for label in unknown[:5])
+    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    if split_one_file:
+        reason = (
+            f"splitting one file takes {SPLIT_PER_LABEL} items per label for test and "
+            f"{SPLIT_PER_LABEL} for dev first, so every label needs more than "
+            f"{2 * SPLIT_PER_LABEL} rows; add rows or give --train-data, --dev-data and "
+            "--test-data files"
+        )
+    else:
+        reason = (
+            "add training examples of them (training rows whose text is also in the dev or "
+            "test data are left out)"
+        )
+    raise DatasetError(
+        f"{len(unknown)} labels of the dev or test data have no training example "
+        f"({shown}{more}): {reason}"
+    )

@@ -106,7 +106,8 @@ def show_result(result: BenchResult, console: Console) -> None:
     )
     if result.summary_path is not None:
         console.print(
-            f"Wrote {result.records_path}, {result.summary_path} and {result.plot_path}.",
+            f"Wrote {result.records_path}, {result.summary_path}, {result.plot_path}"
+            + (f" and {result.summary_path.parent / 'fit.json'}." if result.fit else "."),
             markup=False,
         )
 

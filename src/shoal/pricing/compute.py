@@ -32,9 +32,10 @@ class MachinePrice:
         )
 
 
-# A 2-vCPU, 8 GiB on-demand instance, the size the bench is measured on. AWS us-east-1
-# Linux on-demand rate as quoted by factualminds.com, "Amazon EC2 On-Demand Pricing:
+# A 2-vCPU, 8 GiB on-demand instance, the size the bench is measured on. The rate is AWS
+# us-east-1 Linux on-demand as quoted by factualminds.com, "Amazon EC2 On-Demand Pricing:
 # Instance Families, Regional Multipliers, and the Graviton Crossover (2026)", June 2026.
+# NOTE: m7g is ARM (Graviton) while the bench ran on x86, so the charge is an estimate.
 DEFAULT_MACHINE = MachinePrice(
     name="aws m7g.large, 2 vCPU, 8 GiB, us-east-1 on-demand",
     usd_per_hour=Decimal("0.0816"),

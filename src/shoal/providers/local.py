@@ -86,7 +86,8 @@ class LlamaCppProvider:
         except (ValueError, RuntimeError, OSError) as exc:
             raise WeightsError(
                 f"llama.cpp cannot load {self.model_path} for {self.model}: {exc}; "
-                "pass a valid GGUF file or reinstall the model's weight packages"
+                "check that the file is a complete GGUF model (an embedded model's file is "
+                "rebuilt from its weight packages when deleted from the cache)"
             ) from exc
         self._end_of_turn = self._end_of_turn_token()
         logger.info(

@@ -65,7 +65,8 @@ def plot_pareto(summaries: Sequence[ConfigSummary], path: Path, title: str) -> N
     axes.set_title(_plain_text(title))
     axes.margins(x=0.15, y=0.1)  # room for the config labels right of and above the points
     axes.grid(True, alpha=0.3)
-    axes.legend(loc="lower right")
+    # Below the axes, so the legend never hides a point or its label.
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=2, frameon=False)
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

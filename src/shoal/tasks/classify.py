@@ -158,11 +158,13 @@ class CandidateChoiceStep:
         candidates: Sequence[str],
     ) -> dict[str, float]:
         if label_probs is not None:
-            return {label: label_probs.get(letter, 0.0) for letter, label in zip(letters, candidates)}
+            pairs = zip(letters, candidates, strict=True)
+            return {label: label_probs.get(letter, 0.0) for letter, label in pairs}
         # A provider without token probabilities: trust the generated letter alone.
         answer = text.strip().rstrip(".").upper()
         if answer not in letters:
             raise ResponseFormatError(
                 f"{self.model} returned {text[:40]!r}, not one of the letters {', '.join(letters)}"
             )
-        return {label: float(letter == answer) for letter, label in zip(letters, candidates)}
+        pairs = zip(letters, candidates, strict=True)
+        return {label: float(letter == answer) for letter, label in pairs}

@@ -233,16 +233,24 @@ def test_top_k_limits_candidates() -> None:
     assert prediction.probs == pytest.approx({"card_arrival": 0.6, "card_linking": 0.4})
 
 
-def test_retriever_examples_in_prompt() -> None:
+def predict_with_retriever(examples_per_label: int) -> tuple[FakeRetriever, FakeChooser]:
+    """Run a top-3 choice step with a fake retriever on an embedded item."""
     retriever = FakeRetriever()
     provider = FakeChooser("A", {"A": 0.6, "B": 0.3, "C": 0.1}, chooser_cost())
     step = CandidateChoiceStep(
-        provider, retriever=retriever, top_k=3, examples_per_label=2  # type: ignore[arg-type]
+        provider,
+        retriever=retriever,  # type: ignore[arg-type]
+        top_k=3,
+        examples_per_label=examples_per_label,
     )
     item = item_after_tier0()
     item.embedding = np.zeros(384, dtype=np.float32)
-
     predict(step, item)
+    return retriever, provider
+
+
+def test_retriever_examples_in_prompt() -> None:
+    retriever, provider = predict_with_retriever(examples_per_label=2)
 
     assert retriever.calls == [(label, 2) for label in CARD_LABELS]
     lines = provider.requests[0].messages[1].content.split("\n")
@@ -254,15 +262,7 @@ def test_retriever_examples_in_prompt() -> None:
 
 
 def test_zero_examples_skips_retriever() -> None:
-    retriever = FakeRetriever()
-    provider = FakeChooser("A", {"A": 0.6, "B": 0.3, "C": 0.1}, chooser_cost())
-    step = CandidateChoiceStep(
-        provider, retriever=retriever, top_k=3, examples_per_label=0  # type: ignore[arg-type]
-    )
-    item = item_after_tier0()
-    item.embedding = np.zeros(384, dtype=np.float32)
-
-    predict(step, item)
+    retriever, provider = predict_with_retriever(examples_per_label=0)
 
     assert retriever.calls == []
     assert provider.requests[0].messages == choice_messages(TEXT, CARD_LABELS, [[]] * 3)

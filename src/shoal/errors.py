@@ -7,7 +7,7 @@
     │   ├── PriceNotFoundError    no price for a `provider:id` in the bundled price data
     │   └── WeightsError      missing, incomplete or corrupt weight file
     ├── ProviderError         a provider failed to return a response (cause kept as __cause__)
-    │   ├── ProviderHTTPError     the API answered with an error status
+    │   ├── ProviderHTTPError     the API returned an error status
     │   ├── ProviderTimeoutError  the request timed out
     │   └── ProviderConnectionError  the connection failed or dropped
     └── ResponseFormatError   a provider returned something shoal cannot parse

@@ -26,7 +26,7 @@ MODEL_WEIGHTS = (0.5, 0.25, 0.75, 1.0)
 
 @dataclass
 class ChainFit:
-    """What the dev split chose: a model weight per escalation tier and the thresholds."""
+    """The choices fitted on the dev split: a model weight per escalation tier and the thresholds."""
 
     model_weights: list[float]
     ceilings: list[float]

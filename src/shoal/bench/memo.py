@@ -17,11 +17,9 @@ class MemoProvider:
         self.provider = provider
         self.model = provider.model
         self._responses: dict[Request, Response] = {}
-        self.reused = 0
 
     async def complete(self, request: Request) -> Response:
         if request in self._responses:
-            self.reused += 1
             return self._responses[request]
         response = await self.provider.complete(request)
         self._responses[request] = response

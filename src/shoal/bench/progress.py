@@ -1,4 +1,4 @@
-"""How a bench reports progress; the CLI draws it, tests pass a silent one."""
+"""The progress interface of a bench. The CLI draws it, and tests pass a silent one."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import tempfile
@@ -13,6 +14,7 @@ import numpy as np
 
 from shoal.bench.data import BenchData
 from shoal.bench.fitting import ChainFit, fit_chain
+from shoal.bench.memo import MemoProvider
 from shoal.bench.progress import Progress, SilentProgress
 from shoal.cascade.core import ALWAYS_ESCALATE, Cascade, CascadeOutcome, Tier
 from shoal.evaluate.datasets import LabelledDataset, stratified_sample
@@ -22,7 +24,6 @@ from shoal.models import load_encoder, load_provider
 from shoal.pricing import DEFAULT_MACHINE, MachinePrice
 from shoal.providers.local import LlamaCppProvider
 from shoal.report.plot import plot_pareto
-from shoal.bench.memo import MemoProvider
 from shoal.tasks.classify import DEFAULT_INSTRUCTIONS, CandidateChoiceStep, EncoderStep
 
 logger = logging.getLogger("shoal.bench")
@@ -57,14 +58,12 @@ class BenchResult:
     records_path: Path
     summary_path: Path | None
     plot_path: Path | None
+    fit_path: Path | None
 
 
 def _record(
     config: str, index: int, text: str, label: str, outcome: CascadeOutcome, note: str | None
 ) -> dict[str, Any]:
-    # The item's latency is the sum of its steps' measured latencies, not the wall time of
-    # this loop: a step whose response was reused from another config took no time here.
-    latency_s = outcome.latency_s
     accepted = outcome.prediction
     record: dict[str, Any] = {
         "config": config,
@@ -77,7 +76,9 @@ def _record(
         "tier": outcome.accepted,
         "answered_by": accepted.model,
         "cost_usd": outcome.cost_usd,
-        "latency_ms": latency_s * 1000,
+        # The sum of the steps' measured latencies, not this item's wall time, because a step
+        # whose response was reused from another config took no time here.
+        "latency_ms": outcome.latency_s * 1000,
         "steps": [
             p.to_step_record(accepted=i == outcome.accepted)
             for i, p in enumerate(outcome.predictions)
@@ -178,30 +179,28 @@ async def run_bench(
             await _evaluate(CASCADE, Cascade(tiers), data.test, all_items, writer, progress, note)
 
     summaries = summarize(read_records(records_path))
-    summary_path = plot_path = None
+    summary_path = plot_path = fit_path = None
     if options.output is not None:
         summary_path = output / "summary.json"
         write_summary(summary_path, summaries)
         plot_path = output / "accuracy_vs_cost.png"
         plot_pareto(summaries, plot_path, title=f"Accuracy against $/1k items: {data.name}")
         if fit is not None:
-            _write_fit(output / "fit.json", fit, options)
+            fit_path = output / "fit.json"
+            _write_fit(fit_path, fit, options)
     return BenchResult(
         data=data, options=options, n_train=len(train), fit=fit, summaries=summaries,
         records_path=records_path, summary_path=summary_path, plot_path=plot_path,
+        fit_path=fit_path,
     )
 
 
 def _single_model_steps(steps: list[CandidateChoiceStep]) -> list[CandidateChoiceStep]:
     """Copy the escalation steps with model weight 1.0, so each model chooses alone."""
-    return [
-        CandidateChoiceStep(
-            step.provider, retriever=step.retriever, top_k=step.top_k,
-            examples_per_label=step.examples_per_label, model_weight=1.0,
-            instructions=step.instructions,
-        )
-        for step in steps
-    ]
+    copies = [copy.copy(step) for step in steps]
+    for step in copies:
+        step.model_weight = 1.0
+    return copies
 
 
 def _subsample(test: LabelledDataset, options: BenchOptions) -> list[int]:

@@ -107,7 +107,7 @@ def show_result(result: BenchResult, console: Console) -> None:
     if result.summary_path is not None:
         console.print(
             f"Wrote {result.records_path}, {result.summary_path}, {result.plot_path}"
-            + (f" and {result.summary_path.parent / 'fit.json'}." if result.fit else "."),
+            + (f" and {result.fit_path}." if result.fit_path else "."),
             markup=False,
         )
 

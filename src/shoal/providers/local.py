@@ -66,6 +66,7 @@ class LlamaCppProvider:
         self._llama: Any = None
         self._lock = threading.Lock()
         self._cached_tokens: list[int] = []
+        self._formatters: dict[bool, Any] = {}  # by add_generation_prompt
 
     def load(self) -> None:
         """Load the GGUF file; a file llama.cpp cannot read raises WeightsError."""
@@ -106,8 +107,16 @@ class LlamaCppProvider:
         self, messages: Sequence[Message], add_generation_prompt: bool = True
     ) -> str:
         """Render messages with the model's own chat template, by default ready for the answer."""
+        formatter = self._formatter(add_generation_prompt)
+        rendered = formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+        return str(rendered.prompt)
+
+    def _formatter(self, add_generation_prompt: bool) -> Any:
+        """Return the chat formatter, compiling the model's template on first use."""
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+        if add_generation_prompt in self._formatters:
+            return self._formatters[add_generation_prompt]
         self.load()
         template = self._llama.metadata.get("tokenizer.chat_template")
         if not template:
@@ -120,8 +129,8 @@ class LlamaCppProvider:
             bos_token=self._llama.detokenize([self._llama.token_bos()], special=True).decode(),
             add_generation_prompt=add_generation_prompt,
         )
-        rendered = formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
-        return rendered.prompt
+        self._formatters[add_generation_prompt] = formatter
+        return formatter
 
     def _tokenize(self, text: str) -> list[int]:
         return list(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
@@ -141,7 +150,9 @@ class LlamaCppProvider:
                 raise ValueError(
                     f"the prompt has {len(prompt)} tokens, more than the context of {self.n_ctx}"
                 )
-            prefix = self._tokenize(self.render_prompt(messages[:-1], False)) if len(messages) > 1 else []
+            prefix: list[int] = []
+            if len(messages) > 1:
+                prefix = self._tokenize(self.render_prompt(messages[:-1], False))
             last_logits, decoded = self._decode_prompt(prompt, prefix)
             first_token_logprobs = _log_softmax(last_logits)
 
@@ -165,7 +176,7 @@ class LlamaCppProvider:
         """
         ctx = self._llama._ctx
         batch = self._llama._batch
-        boundary = len(prefix) if prefix and prompt[: len(prefix)] == prefix else 0
+        boundary = len(prefix) if prompt[: len(prefix)] == prefix else 0
         if boundary >= len(prompt):
             boundary = 0
         reused = boundary if self._cached_tokens[:boundary] == prompt[:boundary] else 0

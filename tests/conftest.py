@@ -7,6 +7,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from fake_anthropic import FakeAnthropic
+from fake_gemini import FakeGemini
 from fake_openai import FakeOpenAI
 
 from shoal.bench.data import bundled_file
@@ -51,5 +53,19 @@ def write_csv(path: Path, rows: Sequence[tuple[str, str]], header: tuple[str, st
 @pytest.fixture
 def fake_openai() -> Iterator[FakeOpenAI]:
     server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    server = FakeAnthropic().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_gemini() -> Iterator[FakeGemini]:
+    server = FakeGemini().start()
     yield server
     server.stop()

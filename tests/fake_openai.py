@@ -6,29 +6,22 @@ Set the attributes of a `FakeOpenAI` before a request to choose what it returns,
 
 from __future__ import annotations
 
-import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from fake_http import FakeServer, FakeToken, JSONHandler, RecordedRequest
+
+__all__ = [
+    "CHAT_PATH",
+    "FakeOpenAI",
+    "FakeToken",
+    "RecordedRequest",
+    "ScriptedError",
+    "openai_error",
+    "openai_usage",
+]
+
 CHAT_PATH = "/v1/chat/completions"
-
-
-@dataclass(frozen=True)
-class FakeToken:
-    """One generated token with its logprob and its alternatives' logprobs."""
-
-    token: str
-    logprob: float
-    top: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class RecordedRequest:
-    path: str
-    headers: dict[str, str]
-    body: Any
 
 
 def openai_usage(
@@ -53,10 +46,26 @@ def openai_error(message: str, error_type: str, code: str | None = None) -> dict
     return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
 
 
-class FakeOpenAI:
-    """A threaded HTTP server that responds to POST /v1/chat/completions like OpenAI's API."""
+@dataclass
+class ScriptedError:
+    """An error response the fake sends once, before it answers normally again."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeOpenAI(FakeServer[ScriptedError]):
+    """A threaded HTTP server that responds to POST /v1/chat/completions like OpenAI's API.
+
+    Errors appended to `script` go to the next requests in order, e.g. a 429 then a 503,
+    before normal replies.
+    """
+
+    base_path = "/v1"
 
     def __init__(self, api_key: str = "sk-fake-test-key-0123456789") -> None:
+        super().__init__(_Handler)
         self.api_key = api_key
         self.model: str | None = None  # None echoes the requested model
         self.content: str | None = "ok"
@@ -65,35 +74,6 @@ class FakeOpenAI:
         self.error_status: int | None = None
         self.error_body: dict[str, Any] = openai_error("The server had an error", "server_error")
         self.raw_body: bytes | None = None  # sent as-is with status 200, e.g. malformed JSON
-        self.delay_s = 0.0
-        self.requests: list[RecordedRequest] = []
-
-        self._release = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.fake = self  # type: ignore[attr-defined]
-        # A short poll interval keeps `stop` (and so each test's teardown) fast.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def start(self) -> FakeOpenAI:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._release.set()  # wake handlers still sleeping through `delay_s`
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def wait_delay(self) -> None:
-        self._release.wait(self.delay_s)
 
     def completion(self, request_body: dict[str, Any]) -> dict[str, Any]:
         """Build the chat.completion object for one request."""
@@ -132,23 +112,10 @@ def _logprob_item(token: FakeToken, top_n: int) -> dict[str, Any]:
     }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    @property
-    def fake(self) -> FakeOpenAI:
-        return self.server.fake  # type: ignore[attr-defined,no-any-return]
-
+class _Handler(JSONHandler[FakeOpenAI]):
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length)
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
+        body = self.receive_json()
         fake = self.fake
-        fake.requests.append(RecordedRequest(self.path, dict(self.headers.items()), body))
-        fake.wait_delay()
 
         if self.path != CHAT_PATH:
             self._send_json(404, openai_error(f"Unknown path {self.path}", "invalid_request_error"))
@@ -160,6 +127,10 @@ class _Handler(BaseHTTPRequestHandler):
             message = f"Incorrect API key provided: {given_key}."
             self._send_json(401, openai_error(message, "invalid_request_error", "invalid_api_key"))
             return
+        scripted = fake.next_scripted()
+        if scripted is not None:
+            self._send_json(scripted.status, scripted.body, scripted.headers)
+            return
         if fake.error_status is not None:
             self._send_json(fake.error_status, fake.error_body)
             return
@@ -170,19 +141,3 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, openai_error("Invalid JSON body", "invalid_request_error"))
             return
         self._send_json(200, fake.completion(body))
-
-    def _send_json(self, status: int, payload: Any) -> None:
-        self._send(status, json.dumps(payload).encode())
-
-    def _send(self, status: int, data: bytes) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up first, as in the timeout test
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep test output quiet

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import subprocess
 import sys
 from decimal import Decimal
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import CARD_LABELS, bundled_train_rows, fixture_rows, write_csv
+from fake_openai import FakeOpenAI, FakeToken, openai_usage
 from sklearn.metrics import f1_score
 
 from shoal.bench import BenchOptions, load_bench_data, run_bench
@@ -100,6 +102,7 @@ def test_encoder_bench_figures_match_records(tmp_path: Path) -> None:
     total_cost = sum((Decimal(record["cost_usd"]) for record in records), Decimal(0))
     mean_cost = total_cost / 24
     assert summary["cost_per_1k_usd"] == float(mean_cost * 1000)
+    assert Decimal(summary["total_cost_usd"]) == total_cost
     assert summary["accuracy_per_dollar"] == pytest.approx(accuracy / float(mean_cost))
     assert summary["tier_shares"] == {"encoder:minilm": 1.0}
     assert 0 < summary["p50_ms"] <= summary["p95_ms"]
@@ -164,3 +167,55 @@ def test_cli_bench_with_local_model(tmp_path: Path) -> None:
     assert fit["models"] == ["encoder:minilm", LOCAL_MODEL]
     assert len(fit["thresholds"]) == 1
     assert (output / "accuracy_vs_cost.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_bench_api_model_budget_and_cache(
+    tmp_path: Path, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An API escalation tier stops cleanly at --max-cost, and a rerun is answered from the cache."""
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", fake_openai.api_key)
+    fake_openai.content = "A"
+    fake_openai.usage = openai_usage(200, 1)
+    fake_openai.tokens = [FakeToken("A", math.log(0.6), {"A": math.log(0.6), "B": math.log(0.4)})]
+    data = load_bench_data(
+        small_banking77_csv(tmp_path), text_column="text", label_column="category"
+    )
+    cache = tmp_path / "responses.sqlite"
+    # Each call costs $0.0000306 (200 input tokens at $0.15/1M, 1 output token at $0.60/1M).
+    capped = BenchOptions(
+        escalate=["openai:gpt-4o-mini"], per_label=4, llm_sample=8, output=tmp_path / "capped",
+        max_cost=Decimal("0.0004"), cache_path=cache,
+    )
+
+    stopped = asyncio.run(run_bench(data, capped))
+
+    assert stopped.stopped is not None
+    assert "--max-cost" in stopped.stopped
+    assert stopped.spent_usd is not None
+    assert 0 < stopped.spent_usd <= Decimal("0.0004")
+    sent_first = len(fake_openai.requests)
+    assert sent_first >= 5
+    records = read_jsonl(tmp_path / "capped" / "records.jsonl")
+    assert all(record["correct"] == (record["prediction"] == record["label"]) for record in records)
+
+    rerun = BenchOptions(
+        escalate=["openai:gpt-4o-mini"], per_label=4, llm_sample=8, output=tmp_path / "rerun",
+        cache_path=cache,
+    )
+    finished = asyncio.run(run_bench(data, rerun))
+
+    assert finished.stopped is None
+    rerun_records = read_jsonl(tmp_path / "rerun" / "records.jsonl")
+    api_steps = [
+        step for record in rerun_records for step in record["steps"]
+        if step["model"] == "openai:gpt-4o-mini"
+    ]
+    cached = [step for step in api_steps if step["cached"]]
+    assert len(cached) >= 1
+    assert all(Decimal(step["cost"]["usd"]) == 0 for step in cached)
+    assert all(Decimal(step["cost"]["usd"]) > 0 for step in api_steps if not step["cached"])
+    for written in (tmp_path / "capped", tmp_path / "rerun"):
+        for path in written.iterdir():
+            if path.suffix in (".jsonl", ".json"):
+                assert fake_openai.api_key not in path.read_text(encoding="utf-8")

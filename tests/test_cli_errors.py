@@ -185,3 +185,42 @@ def test_model_error_before_training(tmp_path: Path, args: list[str]) -> None:
     assert "trained encoder:minilm" not in result.stderr
     assert result.stderr.splitlines()[-1].startswith("error: ")
     assert not (tmp_path / "out" / "records.jsonl").exists()
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-1", "nan"])
+def test_invalid_max_cost(tmp_path: Path, value: str) -> None:
+    result = run_bench(tmp_path, "--max-cost", value)
+
+    assert_one_error_line(result, f"--max-cost {value!r}")
+
+
+def test_scoring_channel_needs_local_model(tmp_path: Path) -> None:
+    result = run_bench(tmp_path, "--scoring", "channel", "--escalate", "vllm:some-model")
+
+    assert_one_error_line(result, "--scoring channel", "vllm:some-model")
+
+
+def test_unknown_scoring(tmp_path: Path) -> None:
+    result = run_bench(tmp_path, "--scoring", "vote")
+
+    assert_one_error_line(result, "'vote'", "channel")
+
+
+def test_budget_stop_keeps_records(tmp_path: Path) -> None:
+    result = run_bench(
+        tmp_path, "--data", str(labelled_csv_large(tmp_path)), "--label-column", "category",
+        "--escalate", "none",
+        "--max-cost", "0.0000001",
+    )
+
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Stopped early" in result.stdout
+    assert "--max-cost" in result.stdout
+    assert (tmp_path / "out" / "summary.json").exists()
+
+
+def labelled_csv_large(tmp_path: Path) -> Path:
+    rows = [(f"Where is my card? {i}", "card_arrival") for i in range(12)]
+    rows += [(f"Link my card please {i}", "card_linking") for i in range(12)]
+    return write_csv(tmp_path / "tickets.csv", rows, ("text", "category"))

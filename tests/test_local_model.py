@@ -19,6 +19,7 @@ from shoal.pricing import DEFAULT_MACHINE
 from shoal.providers.base import Message, Request
 from shoal.providers.encoder import EncoderClassifier
 from shoal.providers.local import LlamaCppProvider, normalise_scores
+from shoal.tasks.channel import ChannelStep, channel_prompt, scored_text
 from shoal.tasks.classify import CandidateChoiceStep, EncoderStep
 
 pytestmark = pytest.mark.slow
@@ -173,3 +174,67 @@ def test_choice_step_after_encoder(
         assert choice.cost.amount > 0
         assert choice.usage.input_tokens > 0
         assert outcome.cost_usd == tier0.cost.amount + choice.cost.amount
+
+
+# Channel scoring: the text's log-probability after each candidate's prompt.
+
+CHANNEL_LABELS = ("card_arrival", "lost_or_stolen_card", "exchange_rate")
+
+
+def channel_prompts(kind: str = "Messages from bank customers") -> list[str]:
+    rows = bundled_train_rows(CHANNEL_LABELS, per_label=2)
+    return [
+        channel_prompt(label, [text for text, known in rows if known == label], kind)
+        for label in CHANNEL_LABELS
+    ]
+
+
+def test_channel_prefers_matching_label(qwen: LlamaCppProvider) -> None:
+    texts = {
+        "card_arrival": "My new card still has not been delivered, where is it?",
+        "lost_or_stolen_card": "Someone stole my wallet with my card in it last night.",
+        "exchange_rate": "How much do you charge to convert pounds into euros?",
+    }
+    prompts = channel_prompts()
+
+    for label, text in texts.items():
+        scores, prompt_tokens, text_tokens = qwen.score_text(prompts, scored_text(text))
+
+        assert CHANNEL_LABELS[scores.index(max(scores))] == label
+        assert all(score < 0 for score in scores)
+        assert prompt_tokens > 0
+        assert text_tokens % len(prompts) == 0
+
+
+def test_channel_scores_do_not_depend_on_earlier_calls(
+    qwen: LlamaCppProvider, card_texts: list[str]
+) -> None:
+    prompts = channel_prompts()
+    text = scored_text(card_texts[0])
+    qwen.score_candidates(label_messages(card_texts[1]), CARD_LABELS)
+    qwen.score_text(channel_prompts("Texts"), scored_text(card_texts[2]))
+
+    after_others, _, _ = qwen.score_text(prompts, text)
+    fresh, _, _ = fresh_provider().score_text(prompts, text)
+
+    assert max(abs(a - b) for a, b in zip(after_others, fresh, strict=True)) <= SCORE_TOLERANCE
+
+
+def test_channel_step_after_encoder(
+    qwen: LlamaCppProvider, trained_encoder: EncoderClassifier
+) -> None:
+    encoder_step = EncoderStep(trained_encoder)
+    channel_step = ChannelStep(qwen, retriever=trained_encoder, top_k=3, model_weight=0.3)
+    cascade = Cascade([Tier(encoder_step, ALWAYS_ESCALATE), Tier(channel_step)])
+
+    for text, _ in fixture_rows(TRAIN_LABELS)[1::4][:3]:
+        outcome = asyncio.run(cascade.run(text))
+
+        tier0, channel = outcome.predictions
+        assert set(channel.probs) == set(tier0.top_labels(3))
+        assert channel.model_probs is not None
+        assert math.fsum(channel.model_probs.values()) == pytest.approx(1.0, abs=1e-9)
+        assert channel.usage.input_tokens > 0
+        assert channel.usage.output_tokens > 0
+        assert channel.cost.amount > 0
+        assert outcome.cost_usd == tier0.cost.amount + channel.cost.amount

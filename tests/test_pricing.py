@@ -8,9 +8,12 @@ from decimal import Decimal
 import genai_prices
 import pytest
 from genai_prices import data_snapshot
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shoal.errors import PriceNotFoundError, UserInputError
 from shoal.pricing import DEFAULT_MACHINE, PRICE_SOURCE, MachinePrice, api_cost, compute_cost
+from shoal.pricing.api import _bundled_snapshot
 from shoal.pricing.compute import machine_from_env, machine_price_override
 from shoal.providers.base import Usage
 
@@ -261,3 +264,48 @@ def test_unknown_provider_lists_ids() -> None:
 def test_naive_timestamp_rejected() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         api_cost(Usage(input_tokens=1), "openai", "gpt-4o-mini", datetime(2026, 3, 1, 12, 0))
+
+
+# The per-token rates shoal reads from a price give genai-prices' own amounts exactly.
+
+_SNAPSHOT = _bundled_snapshot()
+_PROVIDERS = ("openai", "anthropic", "google", "mistral", "deepseek", "groq", "together")
+_MODELS = [
+    (provider.id, model.id)
+    for provider in _SNAPSHOT.providers
+    if provider.id in _PROVIDERS
+    for model in provider.models
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    model=st.sampled_from(_MODELS),
+    tokens=st.tuples(*(st.integers(0, 400_000) for _ in range(4))),
+    hour=st.integers(0, 23),
+    day=st.dates(date(2024, 1, 1), date(2026, 12, 31)),
+)
+def test_fast_rates_match_genai_prices(
+    model: tuple[str, str], tokens: tuple[int, int, int, int], hour: int, day: date
+) -> None:
+    provider_id, model_id = model
+    cache_read, cache_write, uncached, output = tokens
+    at = datetime(day.year, day.month, day.day, hour, 30, tzinfo=UTC)
+    usage = Usage(
+        input_tokens=uncached + cache_read + cache_write,
+        output_tokens=output,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+    )
+    gp_usage = genai_prices.Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=output,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+    )
+    try:
+        expected = _SNAPSHOT.calc(gp_usage, model_id, provider_id, None, at).total_price
+    except (LookupError, ValueError):
+        return  # genai-prices cannot price this usage for the model, so there is nothing to match
+
+    assert api_cost(usage, provider_id, model_id, at).amount == expected

@@ -352,10 +352,12 @@ def test_summary_json_has_exact_keys(tmp_path: Path) -> None:
     [entry] = summary_to_json(summaries)
 
     assert list(entry) == [
-        "config", "accuracy", "macro_f1", "cost_per_1k_usd", "accuracy_per_dollar",
-        "p50_ms", "p95_ms", "n_items", "tier_shares", "escalations", "note",
+        "config", "accuracy", "macro_f1", "cost_per_1k_usd", "total_cost_usd",
+        "accuracy_per_dollar", "p50_ms", "p95_ms", "n_items", "tier_shares", "escalations",
+        "note",
     ]
     assert entry["cost_per_1k_usd"] == 0.7501
+    assert Decimal(entry["total_cost_usd"]) == Decimal("0.0007501") * entry["n_items"]
     assert isinstance(entry["cost_per_1k_usd"], float)
     assert entry["escalations"][0] == {
         "tier": 1, "model": SMALL, "n_items": 4, "accuracy": 0.5, "tier0_accuracy": 0.5,

@@ -41,6 +41,7 @@ def _summary(
         macro_f1=accuracy - 0.01,
         cost_per_1k_usd=cost,
         mean_cost_usd=mean,
+        total_cost_usd=mean * 231,
         accuracy_per_dollar=None if mean == 0 else accuracy / float(mean),
         p50_ms=3.14,
         p95_ms=1234.6,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from shoal.catalogue.command import models_command
 from shoal.errors import ShoalError, UserInputError
 
 app = typer.Typer(
@@ -49,6 +51,18 @@ def parse_per_label(value: str) -> int | None:
     return number
 
 
+def parse_max_cost(value: str) -> Decimal:
+    try:
+        amount = Decimal(value.strip().removeprefix("$"))
+    except InvalidOperation:
+        raise UserInputError(
+            f"invalid --max-cost {value!r}: give an amount in USD, e.g. 0.50"
+        ) from None
+    if not amount.is_finite() or amount <= 0:
+        raise UserInputError(f"invalid --max-cost {value!r}: it must be more than 0 USD")
+    return amount
+
+
 @app.command()
 def bench(
     data: Annotated[Path | None, typer.Option(help="A labelled CSV or JSONL file to split into train, dev and test (default: the bundled BANKING77 sample).")] = None,
@@ -60,13 +74,17 @@ def bench(
     per_label: Annotated[str, typer.Option(help="Labelled examples per label tier 0 is trained on, or 'all'.")] = "10",
     encoder: Annotated[str, typer.Option(help="Tier 0 model.")] = "encoder:minilm",
     escalate: Annotated[list[str] | None, typer.Option(help="An escalation tier's model, in order; repeat for more tiers (default: local:qwen2.5-coder-1.5b). 'none' evaluates tier 0 alone.")] = None,
-    top_k: Annotated[int, typer.Option(min=2, max=10, help="Labels of the previous tier an escalation model chooses among.")] = 3,
+    top_k: Annotated[int, typer.Option(min=2, max=10, help="Labels of the previous tier an escalation model re-scores.")] = 3,
     llm_sample: Annotated[int, typer.Option(min=1, help="Test items each escalation model is measured on alone (a random subsample).")] = 100,
     examples_per_label: Annotated[int, typer.Option(min=0, max=10, help="Labelled examples shown with each candidate label, nearest to the item first.")] = 2,
-    instructions: Annotated[str | None, typer.Option(help="System prompt for escalation models (default: one that names the bundled data, or a generic one).")] = None,
+    scoring: Annotated[str, typer.Option(help="How escalation models score the candidate labels: 'channel' (the text's probability after each label's examples; local models only), 'choice' (the letter of an option) or 'auto' (channel for local models, choice for API models).")] = "auto",
+    text_kind: Annotated[str | None, typer.Option(help="What the texts are, named in channel prompts, e.g. 'Support tickets' (default: 'Messages from bank customers' for the bundled data, else 'Texts').")] = None,
+    instructions: Annotated[str | None, typer.Option(help="System prompt for escalation models that use letter choice (default: one that names the bundled data, or a generic one).")] = None,
     pool_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of dev items, least confident first, the escalation tiers are run on to fit thresholds.")] = 0.3,
     tolerance: Annotated[float, typer.Option(min=0.0, max=1.0, help="Dev accuracy (0-1) a cheaper threshold setting may give up.")] = 0.005,
     machine_usd_per_hour: Annotated[str | None, typer.Option(help="Hourly price in USD of the machine that runs in-process models (default: AWS m7g.large on-demand, $0.0816).")] = None,
+    max_cost: Annotated[str | None, typer.Option(help="Spending cap in USD for the whole run; it stops cleanly, records kept, before a call could cross it.")] = None,
+    cache: Annotated[bool, typer.Option(help="Answer repeated API requests from the response cache on disk, at no cost (local models are never cached).")] = True,
     download: Annotated[bool, typer.Option(help="Download missing weights from the Hugging Face hub (needs network and the hub extra of shoal).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of every random sample.")] = 0,
     output: Annotated[Path | None, typer.Option(help="Folder for records.jsonl, summary.json, fit.json and the plot.")] = None,
@@ -77,6 +95,7 @@ def bench(
     from shoal.bench.run import BenchOptions, run_bench
     from shoal.bench.view import RichProgress, show_result
     from shoal.pricing.compute import machine_from_env, machine_price_override
+    from shoal.weights import default_cache_dir
 
     _configure_logging(verbose)
     machine = (
@@ -95,8 +114,11 @@ def bench(
     options = BenchOptions(
         encoder=encoder, escalate=escalation, per_label=parse_per_label(per_label),
         top_k=top_k, llm_sample=llm_sample, examples_per_label=examples_per_label,
-        instructions=instructions, pool_share=pool_share, tolerance=tolerance,
+        instructions=instructions, scoring=scoring, text_kind=text_kind,
+        pool_share=pool_share, tolerance=tolerance,
         seed=seed, machine=machine, allow_download=download, output=output,
+        max_cost=parse_max_cost(max_cost) if max_cost is not None else None,
+        cache_path=default_cache_dir() / "responses.sqlite" if cache else None,
     )
     bench_data = load_bench_data(
         data, train_data=train_data, dev_data=dev_data, test_data=test_data,
@@ -107,6 +129,11 @@ def bench(
     with RichProgress(console) as progress:
         result = asyncio.run(run_bench(bench_data, options, progress))
     show_result(result, console)
+    if result.stopped is not None:
+        raise typer.Exit(code=1)
+
+
+app.command("models")(models_command)
 
 
 def _configure_logging(verbose: bool) -> None:

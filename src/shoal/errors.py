@@ -10,6 +10,7 @@
     │   ├── ProviderHTTPError     the API returned an error status
     │   ├── ProviderTimeoutError  the request timed out
     │   └── ProviderConnectionError  the connection failed or dropped
+    ├── BudgetExceededError   the next call could cross the spending cap (--max-cost)
     └── ResponseFormatError   a provider returned something shoal cannot parse
 """
 
@@ -47,10 +48,13 @@ class ProviderError(ShoalError):
 class ProviderHTTPError(ProviderError):
     """An API returned an HTTP error status."""
 
-    def __init__(self, message: str, status_code: int, body: str = "") -> None:
+    def __init__(
+        self, message: str, status_code: int, body: str = "", retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.body = body
+        self.retry_after_s = retry_after_s  # the Retry-After header, in seconds, if sent
 
 
 class ProviderTimeoutError(ProviderError):
@@ -59,6 +63,10 @@ class ProviderTimeoutError(ProviderError):
 
 class ProviderConnectionError(ProviderError):
     """The connection to a provider failed or dropped."""
+
+
+class BudgetExceededError(ShoalError):
+    """A call was not sent because its worst-case cost would cross the run's spending cap."""
 
 
 class ResponseFormatError(ShoalError):

@@ -4,7 +4,13 @@ Known providers:
 - `encoder:minilm`: the embedded sentence encoder (trained on labelled examples before use);
 - `local:<weight name or path to a .gguf file>`: llama.cpp in-process;
 - `openai:<model id>`: any OpenAI-compatible chat-completions endpoint, configured with
-  OPENAI_API_KEY and OPENAI_BASE_URL.
+  OPENAI_API_KEY and OPENAI_BASE_URL;
+- `anthropic:<model id>`: Anthropic's Messages API (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL);
+- `google:<model id>` or `gemini:<model id>`: the Gemini API (GEMINI_API_KEY or GOOGLE_API_KEY,
+  GEMINI_BASE_URL);
+- `<host>:<model id>` for each OpenAI-compatible host in shoal.catalogue.hosts.HOSTS (mistral,
+  deepseek, groq, together, openrouter, fireworks, and the self-hosted vllm, ollama and
+  llamacpp-server), configured with the host's `<HOST>_API_KEY` and `<HOST>_BASE_URL`.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from shoal.catalogue.hosts import HOSTS, KNOWN_PROVIDERS, Host, canonical_provider
 from shoal.errors import ModelNotFoundError, UserInputError
 from shoal.pricing import DEFAULT_MACHINE, MachinePrice
 from shoal.providers.encoder import EncoderClassifier, SentenceEncoder
@@ -21,9 +29,14 @@ from shoal.providers.local import LlamaCppProvider
 from shoal.providers.openai_compat import API_KEY_ENV, BASE_URL_ENV, OpenAICompatProvider
 from shoal.weights import REGISTRY, resolve_weights
 
+if TYPE_CHECKING:
+    from shoal.providers.anthropic import AnthropicProvider
+    from shoal.providers.gemini import GeminiProvider
+
 logger = logging.getLogger("shoal.models")
 
-PROVIDERS = ("encoder", "local", "openai")
+# Every provider prefix, "encoder", "local" and "openai" first.
+PROVIDERS = KNOWN_PROVIDERS
 ENCODERS = {"minilm": "minilm-int8"}
 LOCAL_MODELS = ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 
@@ -49,7 +62,8 @@ def parse_model(name: str) -> ModelName:
         raise ModelNotFoundError(
             f"unknown provider {provider!r} in {name!r}; known providers: {', '.join(PROVIDERS)}"
         )
-    return ModelName(provider, model_id)
+    # An alias becomes the provider it names, so `gemini:x` and `google:x` are the same model.
+    return ModelName(canonical_provider(provider), model_id)
 
 
 def load_encoder(
@@ -83,8 +97,12 @@ def load_provider(
     *,
     machine: MachinePrice = DEFAULT_MACHINE,
     allow_download: bool = False,
-) -> LlamaCppProvider | OpenAICompatProvider:
-    """Return the provider for a generative model name (`local:...` or `openai:...`)."""
+) -> LlamaCppProvider | OpenAICompatProvider | AnthropicProvider | GeminiProvider:
+    """Return the provider for a generative model name, e.g. `local:...`, `groq:...`.
+
+    Building a provider sends no request: API providers only read their base URL and key from
+    the environment. A missing key raises UserInputError naming its environment variable.
+    """
     parsed = parse_model(name)
     if parsed.provider == "local":
         return _load_local(parsed, machine=machine, allow_download=allow_download)
@@ -95,9 +113,62 @@ def load_provider(
                 "other than api.openai.com)"
             )
         return OpenAICompatProvider(parsed.model_id)
+    if parsed.provider == "anthropic":
+        return _load_anthropic(name, parsed)
+    if parsed.provider == "google":
+        return _load_gemini(name, parsed)
+    if parsed.provider in HOSTS:
+        return _load_host(name, parsed, HOSTS[parsed.provider])
     raise ModelNotFoundError(
-        f"{name!r} cannot be an escalation tier; use a local: or openai: model"
+        f"{name!r} cannot be an escalation tier; use a generative model, e.g. "
+        "local:qwen2.5-coder-1.5b or openai:gpt-4o-mini (providers: "
+        + ", ".join(provider for provider in PROVIDERS if provider != "encoder")
+        + ")"
     )
+
+
+def _load_host(name: str, parsed: ModelName, host: Host) -> OpenAICompatProvider:
+    api_key = host.api_key()
+    # A base URL set in the environment may point at a proxy that needs no key, as for openai.
+    if host.key_required and not api_key and not os.environ.get(host.base_url_env):
+        raise UserInputError(
+            f"{name} needs an API key: set {host.api_key_env} (and {host.base_url_env} for a "
+            f"host other than {host.default_base_url})"
+        )
+    return OpenAICompatProvider(
+        parsed.model_id,
+        base_url=host.base_url(),
+        api_key=api_key,
+        provider_id=host.name,
+        # NOTE: self-hosted hosts have no genai-prices provider, so pricing falls back to the
+        # host name, finds nothing and leaves the cost None (with one warning per model).
+        price_provider_id=host.price_provider_id,
+    )
+
+
+def _load_anthropic(name: str, parsed: ModelName) -> AnthropicProvider:
+    from shoal.providers import anthropic
+
+    if not os.environ.get(anthropic.API_KEY_ENV) and not os.environ.get(anthropic.BASE_URL_ENV):
+        raise UserInputError(
+            f"{name} needs an API key: set {anthropic.API_KEY_ENV} (and "
+            f"{anthropic.BASE_URL_ENV} for a host other than {anthropic.DEFAULT_BASE_URL})"
+        )
+    return anthropic.AnthropicProvider(parsed.model_id)
+
+
+def _load_gemini(name: str, parsed: ModelName) -> GeminiProvider:
+    from shoal.providers import gemini
+
+    key_envs = (gemini.API_KEY_ENV, gemini.FALLBACK_API_KEY_ENV)
+    if not any(os.environ.get(env) for env in key_envs) and not os.environ.get(
+        gemini.BASE_URL_ENV
+    ):
+        raise UserInputError(
+            f"{name} needs an API key: set {key_envs[0]} or {key_envs[1]} (and "
+            f"{gemini.BASE_URL_ENV} for a host other than {gemini.DEFAULT_BASE_URL})"
+        )
+    return gemini.GeminiProvider(parsed.model_id)
 
 
 def _load_local(

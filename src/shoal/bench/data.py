@@ -17,6 +17,8 @@ BUNDLED_INSTRUCTIONS = (
     "with example messages. Answer with the letter of the intent that fits the message, "
     "and nothing else."
 )
+# What the bundled texts are, for the prompts of channel scoring.
+BUNDLED_TEXT_KIND = "Messages from bank customers"
 SPLIT_PER_LABEL = 4  # dev and test items per label when one file is split
 
 
@@ -27,6 +29,7 @@ class BenchData:
     dev: LabelledDataset
     test: LabelledDataset
     instructions: str | None = None  # system prompt of escalation models; None: the generic one
+    text_kind: str | None = None  # what the texts are, in channel prompts; None: the generic one
 
 
 def bundled_file(split: str) -> Path:
@@ -55,7 +58,7 @@ def load_bench_data(
         test, rest = stratified_split(whole, SPLIT_PER_LABEL, seed)
         dev, pool = stratified_split(rest, SPLIT_PER_LABEL, seed)
         name = str(data)
-        instructions = None
+        instructions = text_kind = None
     else:
         bundled = {"text_column": "text", "label_column": "label"}
         pool = load_dataset(bundled_file("train"), **bundled)
@@ -63,6 +66,7 @@ def load_bench_data(
         test = load_dataset(bundled_file("test"), **bundled)
         name = BUNDLED_NAME
         instructions = BUNDLED_INSTRUCTIONS
+        text_kind = BUNDLED_TEXT_KIND
 
     if train_data is not None:
         pool = load_dataset(train_data, **columns)
@@ -74,7 +78,10 @@ def load_bench_data(
 
     pool = _without_texts(pool, set(dev.texts) | set(test.texts))
     _check_labels(pool, dev, test, split_one_file=data is not None and train_data is None)
-    return BenchData(name=name, train_pool=pool, dev=dev, test=test, instructions=instructions)
+    return BenchData(
+        name=name, train_pool=pool, dev=dev, test=test, instructions=instructions,
+        text_kind=text_kind,
+    )
 
 
 def _without_texts(dataset: LabelledDataset, texts: set[str]) -> LabelledDataset:

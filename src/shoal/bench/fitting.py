@@ -15,13 +15,13 @@ import numpy as np
 from shoal.bench.progress import Progress
 from shoal.cascade.fit import DevOutcomes, ThresholdFit, fit_thresholds
 from shoal.evaluate.datasets import LabelledDataset
-from shoal.tasks.classify import CandidateChoiceStep, EncoderStep, mix_probabilities
+from shoal.tasks.classify import CandidateStep, EncoderStep, mix_probabilities
 from shoal.tasks.prediction import ItemContext
 
 logger = logging.getLogger("shoal.bench.fitting")
 
-# Share of the model in the mixed probabilities; tried in this order, so ties keep 0.5.
-MODEL_WEIGHTS = (0.5, 0.25, 0.75, 1.0)
+# Shares of the model in the mixed probabilities that the dev fit tries, in increasing order.
+MODEL_WEIGHTS = (0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.75, 1.0)
 
 
 @dataclass
@@ -48,18 +48,25 @@ def _outcomes(items: list[ItemContext], gold: tuple[str, ...], tier: int) -> Dev
 
 
 def _choose_weight(items: list[ItemContext], gold: tuple[str, ...], tier: int) -> float:
-    """Pick the model weight with the best accuracy on the items the tier ran on."""
+    """Pick the model weight with the best accuracy on the items the tier ran on.
+
+    When several weights tie, the middle one is taken. A model whose probabilities are
+    nearly 0 or 1 overrules the earlier step all at once past some weight, so accuracy can
+    fall off a cliff next to the best weights; the middle of the best ones keeps away from
+    that edge.
+    """
     ran = [(item, gold[i]) for i, item in enumerate(items) if len(item.predictions) > tier]
-    best_weight, best_correct = MODEL_WEIGHTS[0], -1
+    correct_by_weight = []
     for weight in MODEL_WEIGHTS:
         correct = 0
         for item, label in ran:
             previous = item.predictions[tier - 1].probs
             mixed = mix_probabilities(previous, item.predictions[tier].model_probs or {}, weight)
             correct += max(mixed, key=mixed.__getitem__) == label
-        if correct > best_correct:
-            best_weight, best_correct = weight, correct
-    return best_weight
+        correct_by_weight.append(correct)
+    best = max(correct_by_weight)
+    tied = [w for w, c in zip(MODEL_WEIGHTS, correct_by_weight, strict=True) if c == best]
+    return tied[(len(tied) - 1) // 2]
 
 
 def _apply_weight(items: list[ItemContext], tier: int, weight: float) -> None:
@@ -76,7 +83,7 @@ def _apply_weight(items: list[ItemContext], tier: int, weight: float) -> None:
 
 async def fit_chain(
     encoder_step: EncoderStep,
-    escalation_steps: list[CandidateChoiceStep],
+    escalation_steps: list[CandidateStep],
     dev: LabelledDataset,
     *,
     pool_share: float,

@@ -7,6 +7,7 @@ import json
 import logging
 import tempfile
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ from shoal.bench.data import BenchData
 from shoal.bench.fitting import ChainFit, fit_chain
 from shoal.bench.memo import MemoProvider
 from shoal.bench.progress import Progress, SilentProgress
+from shoal.calls import Budget, CachedProvider, GuardedProvider, ResponseCache
 from shoal.cascade.core import ALWAYS_ESCALATE, Cascade, CascadeOutcome, Tier
+from shoal.errors import BudgetExceededError, UserInputError
 from shoal.evaluate.datasets import LabelledDataset, stratified_sample
 from shoal.evaluate.records import RunRecordWriter, read_records
 from shoal.evaluate.summary import ConfigSummary, summarize, write_summary
@@ -24,11 +27,18 @@ from shoal.models import load_encoder, load_provider
 from shoal.pricing import DEFAULT_MACHINE, MachinePrice
 from shoal.providers.local import LlamaCppProvider
 from shoal.report.plot import plot_pareto
-from shoal.tasks.classify import DEFAULT_INSTRUCTIONS, CandidateChoiceStep, EncoderStep
+from shoal.tasks.channel import DEFAULT_TEXT_KIND, ChannelStep
+from shoal.tasks.classify import (
+    DEFAULT_INSTRUCTIONS,
+    CandidateChoiceStep,
+    CandidateStep,
+    EncoderStep,
+)
 
 logger = logging.getLogger("shoal.bench")
 
 CASCADE = "cascade"
+SCORINGS = ("auto", "channel", "choice")  # auto: channel for local models, choice for the rest
 
 
 @dataclass
@@ -46,6 +56,10 @@ class BenchOptions:
     allow_download: bool = False
     output: Path | None = None
     instructions: str | None = None  # replaces the data's instructions to escalation models
+    scoring: str = "auto"  # how escalation models score the candidates; one of SCORINGS
+    text_kind: str | None = None  # names the texts in channel prompts; None: the data's own
+    max_cost: Decimal | None = None  # the run's spending cap in USD; None: no cap
+    cache_path: Path | None = None  # response cache of API models; None: no cache
 
 
 @dataclass
@@ -59,6 +73,8 @@ class BenchResult:
     summary_path: Path | None
     plot_path: Path | None
     fit_path: Path | None
+    spent_usd: Decimal | None = None  # settled spend against the cap, when one was set
+    stopped: str | None = None  # why the run stopped early (the budget), or None
 
 
 def _record(
@@ -106,23 +122,46 @@ async def _evaluate(
 
 
 def _escalation_steps(
-    options: BenchOptions, encoder_step: EncoderStep, instructions: str
-) -> list[CandidateChoiceStep]:
-    steps = []
+    options: BenchOptions,
+    encoder_step: EncoderStep,
+    data: BenchData,
+    budget: Budget | None,
+    cache: ResponseCache | None,
+) -> list[CandidateStep]:
+    if options.scoring not in SCORINGS:
+        raise UserInputError(
+            f"unknown scoring {options.scoring!r}; use one of: {', '.join(SCORINGS)}"
+        )
+    steps: list[CandidateStep] = []
     for name in options.escalate:
         provider = load_provider(
             name, machine=options.machine, allow_download=options.allow_download
         )
-        if isinstance(provider, LlamaCppProvider):
+        local = isinstance(provider, LlamaCppProvider)
+        if local:
             provider.load()
-        step = CandidateChoiceStep(
-            MemoProvider(provider),
-            retriever=encoder_step.classifier,
-            top_k=options.top_k,
-            examples_per_label=options.examples_per_label,
-            instructions=instructions,
-        )
-        steps.append(step)
+        if options.scoring == "channel" and not local:
+            raise UserInputError(
+                f"--scoring channel needs a local model, and {name} is not one; "
+                "use --scoring choice or auto"
+            )
+        # Local models are not cached: their cost and latency are what the bench measures.
+        guarded: Any = GuardedProvider(provider, budget=budget)
+        if cache is not None and not local:
+            guarded = CachedProvider(guarded, cache)
+        shared: dict[str, Any] = {
+            "retriever": encoder_step.classifier,
+            "top_k": options.top_k,
+            "examples_per_label": options.examples_per_label,
+        }
+        if options.scoring == "choice" or not local:
+            instructions = options.instructions or data.instructions or DEFAULT_INSTRUCTIONS
+            steps.append(
+                CandidateChoiceStep(MemoProvider(guarded), instructions=instructions, **shared)
+            )
+        else:
+            text_kind = options.text_kind or data.text_kind or DEFAULT_TEXT_KIND
+            steps.append(ChannelStep(MemoProvider(guarded), text_kind=text_kind, **shared))
     return steps
 
 
@@ -135,25 +174,65 @@ async def run_bench(
     records_path = output / "records.jsonl"
     records_path.unlink(missing_ok=True)
 
+    budget = Budget(options.max_cost) if options.max_cost is not None else None
+    cache = ResponseCache(options.cache_path) if options.cache_path is not None else None
     # Models are loaded before any work, so a bad name or file fails in seconds.
     classifier = load_encoder(
         options.encoder, machine=options.machine, allow_download=options.allow_download
     )
-    encoder_step = EncoderStep(classifier)
-    instructions = options.instructions or data.instructions or DEFAULT_INSTRUCTIONS
-    steps = _escalation_steps(options, encoder_step, instructions)
+    encoder_step = EncoderStep(classifier, budget=budget)
+    steps = _escalation_steps(options, encoder_step, data, budget, cache)
 
     train = stratified_sample(data.train_pool, options.per_label, options.seed)
     progress.phase(f"train: {options.encoder} on {len(train)} labelled examples", 1)
     classifier.fit(train.texts, train.labels)
     progress.advance()
     fit = None
-    if steps:
-        fit = await fit_chain(
-            encoder_step, steps, data.dev,
-            pool_share=options.pool_share, tolerance=options.tolerance, progress=progress,
-        )
+    stopped = None
+    try:
+        if steps:
+            fit = await fit_chain(
+                encoder_step, steps, data.dev,
+                pool_share=options.pool_share, tolerance=options.tolerance, progress=progress,
+            )
+        await _evaluate_configs(data, options, encoder_step, steps, fit, records_path, progress)
+    except BudgetExceededError as exc:
+        # Every finished item is already in the run record; the summary covers those.
+        stopped = str(exc)
+        logger.info("run stopped by the budget: %s", exc)
+    finally:
+        if cache is not None:
+            cache.close()
 
+    summaries = summarize(read_records(records_path)) if records_path.is_file() else []
+    summary_path = plot_path = fit_path = None
+    if options.output is not None:
+        summary_path = output / "summary.json"
+        write_summary(summary_path, summaries)
+        if summaries:
+            plot_path = output / "accuracy_vs_cost.png"
+            plot_pareto(summaries, plot_path, title=f"Accuracy against $/1k items: {data.name}")
+        if fit is not None:
+            fit_path = output / "fit.json"
+            _write_fit(fit_path, fit, options, steps)
+    return BenchResult(
+        data=data, options=options, n_train=len(train), fit=fit, summaries=summaries,
+        records_path=records_path, summary_path=summary_path, plot_path=plot_path,
+        fit_path=fit_path, spent_usd=budget.spent if budget is not None else None,
+        stopped=stopped,
+    )
+
+
+async def _evaluate_configs(
+    data: BenchData,
+    options: BenchOptions,
+    encoder_step: EncoderStep,
+    steps: list[CandidateStep],
+    fit: ChainFit | None,
+    records_path: Path,
+    progress: Progress,
+) -> None:
+    """Evaluate tier 0, each escalation model alone, then the fitted cascade, on test."""
     all_items = list(range(len(data.test)))
     with RunRecordWriter(records_path) as writer:
         await _evaluate(
@@ -163,7 +242,7 @@ async def run_bench(
         for step in _single_model_steps(steps):
             subsample = _subsample(data.test, options)
             note = (
-                f"chooses among {encoder_step.model}'s top {options.top_k} labels"
+                f"{_describe(step)} {encoder_step.model}'s top {options.top_k} labels"
                 + (f"; measured on a random {len(subsample)} of {len(data.test)} test items"
                    if len(subsample) < len(data.test) else "")
             )
@@ -178,24 +257,14 @@ async def run_bench(
             note = " -> ".join(t.step.model for t in tiers)
             await _evaluate(CASCADE, Cascade(tiers), data.test, all_items, writer, progress, note)
 
-    summaries = summarize(read_records(records_path))
-    summary_path = plot_path = fit_path = None
-    if options.output is not None:
-        summary_path = output / "summary.json"
-        write_summary(summary_path, summaries)
-        plot_path = output / "accuracy_vs_cost.png"
-        plot_pareto(summaries, plot_path, title=f"Accuracy against $/1k items: {data.name}")
-        if fit is not None:
-            fit_path = output / "fit.json"
-            _write_fit(fit_path, fit, options)
-    return BenchResult(
-        data=data, options=options, n_train=len(train), fit=fit, summaries=summaries,
-        records_path=records_path, summary_path=summary_path, plot_path=plot_path,
-        fit_path=fit_path,
-    )
+
+def _describe(step: CandidateStep) -> str:
+    if isinstance(step, ChannelStep):
+        return "scores the text after each of"
+    return "chooses among"
 
 
-def _single_model_steps(steps: list[CandidateChoiceStep]) -> list[CandidateChoiceStep]:
+def _single_model_steps(steps: list[CandidateStep]) -> list[CandidateStep]:
     """Copy the escalation steps with model weight 1.0, so each model chooses alone."""
     copies = [copy.copy(step) for step in steps]
     for step in copies:
@@ -211,9 +280,12 @@ def _subsample(test: LabelledDataset, options: BenchOptions) -> list[int]:
     return sorted(int(i) for i in rng.choice(len(test), size=options.llm_sample, replace=False))
 
 
-def _write_fit(path: Path, fit: ChainFit, options: BenchOptions) -> None:
+def _write_fit(
+    path: Path, fit: ChainFit, options: BenchOptions, steps: list[CandidateStep]
+) -> None:
     document = {
         "models": [options.encoder, *options.escalate],
+        "scoring": [type(step).__name__ for step in steps],
         "thresholds": list(fit.thresholds.thresholds),
         "model_weights": fit.model_weights,
         "dev_pool_ceilings": fit.ceilings,

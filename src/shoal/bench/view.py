@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Self
 
 from rich.console import Console
 from rich.progress import (
@@ -34,7 +35,7 @@ class RichProgress:
         )
         self._task: TaskID | None = None
 
-    def __enter__(self) -> RichProgress:
+    def __enter__(self) -> Self:
         self._progress.start()
         return self
 
@@ -104,12 +105,19 @@ def show_result(result: BenchResult, console: Console) -> None:
         f"{machine.source}).",
         markup=False, style="dim",
     )
-    if result.summary_path is not None:
+    if result.spent_usd is not None:
         console.print(
-            f"Wrote {result.records_path}, {result.summary_path}, {result.plot_path}"
-            + (f" and {result.fit_path}." if result.fit_path else "."),
+            f"Spent ${result.spent_usd:f} of the ${result.options.max_cost:f} cap (--max-cost).",
             markup=False,
         )
+    if result.summary_path is not None:
+        written = [result.records_path, result.summary_path, result.plot_path, result.fit_path]
+        console.print(
+            "Wrote " + ", ".join(str(path) for path in written if path is not None) + ".",
+            markup=False,
+        )
+    if result.stopped is not None:
+        console.print(f"Stopped early: {result.stopped}", markup=False, style="bold red")
 
 
 def _per_label(result: BenchResult) -> str:

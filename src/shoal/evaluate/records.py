@@ -41,7 +41,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Self
 
 from shoal.errors import UserInputError
 from shoal.pricing.money import Cost
@@ -78,7 +78,7 @@ class RunRecordWriter:
         self.path = Path(path)
         self._handle: IO[str] | None = None
 
-    def __enter__(self) -> RunRecordWriter:
+    def __enter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             _repair_tail(self.path)

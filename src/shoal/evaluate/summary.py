@@ -52,6 +52,7 @@ class ConfigSummary:
     macro_f1: float
     cost_per_1k_usd: Decimal
     mean_cost_usd: Decimal
+    total_cost_usd: Decimal  # every step of every item, retries included
     accuracy_per_dollar: float | None  # None when the mean cost is zero
     p50_ms: float
     p95_ms: float
@@ -94,6 +95,7 @@ def _summarize_config(config: str, records: list[dict[str, Any]]) -> ConfigSumma
         macro_f1=metrics.macro_f1(gold, predicted),
         cost_per_1k_usd=metrics.cost_per_1k(costs),
         mean_cost_usd=mean_cost,
+        total_cost_usd=sum(costs, Decimal(0)),
         accuracy_per_dollar=metrics.accuracy_per_dollar(accuracy, mean_cost),
         p50_ms=metrics.percentile(latencies, 50),
         p95_ms=metrics.percentile(latencies, 95),
@@ -200,6 +202,7 @@ def summary_to_json(summaries: Sequence[ConfigSummary]) -> list[dict[str, Any]]:
             "accuracy": summary.accuracy,
             "macro_f1": summary.macro_f1,
             "cost_per_1k_usd": float(summary.cost_per_1k_usd),
+            "total_cost_usd": f"{summary.total_cost_usd:f}",
             "accuracy_per_dollar": summary.accuracy_per_dollar,
             "p50_ms": summary.p50_ms,
             "p95_ms": summary.p95_ms,

@@ -7,6 +7,7 @@ started is ignored, so every cost is reproducible from the pinned package versio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -45,27 +46,33 @@ def api_cost(usage: Usage, provider_id: str, model_id: str, priced_at: datetime)
     if priced_at.tzinfo is None:
         raise ValueError(f"priced_at must be timezone-aware, got naive {priced_at.isoformat()}")
 
-    gp_usage = genai_prices.Usage(
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cache_read_tokens=usage.cache_read_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-    )
-    # Rates are looked up on every call: genai-prices caches its model lookups, and time-of-day
-    # prices rule out caching rates per date.
+    cached = usage.cache_read_tokens + usage.cache_write_tokens
+    if cached > usage.input_tokens:
+        raise ValueError(
+            f"cache read and write tokens ({cached}) exceed the input tokens "
+            f"({usage.input_tokens}), which count them too"
+        )
     snapshot = _bundled_snapshot()
     try:
-        calculation = snapshot.calc(gp_usage, model_id, provider_id, None, priced_at)
+        provider, model = snapshot.find_provider_model(model_id, None, provider_id, None)
     except LookupError as exc:
         raise _price_not_found(snapshot, provider_id, model_id) from exc
-
-    constraint = _active_constraint(calculation.model, calculation.model_price)
-    price = Price(
-        rates=describe_rates(calculation.model_price, constraint),
-        source=PRICE_SOURCE,
-        valid_from=_valid_from(constraint),
-    )
-    return Cost(amount=calculation.total_price, price=price, priced_at=priced_at)
+    # The price in force is chosen on every call, because dated prices and time-of-day
+    # prices change with `priced_at`.
+    model_price = model.get_prices(priced_at)
+    rates = _linear_rates(model_price)
+    if rates is not None:
+        amount = rates.total(usage)
+    else:
+        gp_usage = genai_prices.Usage(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+        )
+        amount = model.calc_price(gp_usage, provider, genai_request_timestamp=priced_at).total_price
+    # Trailing zeros are dropped, so an amount reads the same whichever path priced it.
+    return Cost(amount=amount.normalize(), price=_price_of(model, model_price), priced_at=priced_at)
 
 
 def describe_rates(
@@ -98,6 +105,78 @@ def _describe_rate(rate: Decimal | gp_types.TieredPrices, name: str) -> str:
     # Past a tier's start, genai-prices charges every token of the request at the tier's rate.
     tiers = ", ".join(f"${tier.price} above {tier.start:,} input tokens" for tier in rate.tiers)
     return f"${rate.base}/1M {name} ({tiers})"
+
+
+@dataclass(frozen=True)
+class _LinearRates:
+    """A price that is linear in the token counts: dollars per token of each kind, plus a fixed part."""
+
+    fixed: Decimal
+    input: Decimal  # per input token, cache reads and writes included
+    cache_read: Decimal  # added per cache-read token, on top of `input`
+    cache_write: Decimal  # added per cache-write token, on top of `input`
+    output: Decimal
+
+    def total(self, usage: Usage) -> Decimal:
+        return (
+            self.fixed
+            + self.input * usage.input_tokens
+            + self.cache_read * usage.cache_read_tokens
+            + self.cache_write * usage.cache_write_tokens
+            + self.output * usage.output_tokens
+        )
+
+
+_BASIS_TOKENS = 1_000_000
+_linear_cache: dict[int, tuple[gp_types.ModelPrice, _LinearRates | None]] = {}
+_price_cache: dict[int, tuple[gp_types.ModelPrice, Price]] = {}
+
+
+def _linear_rates(model_price: gp_types.ModelPrice) -> _LinearRates | None:
+    """Read a price without tiers as per-token rates, by pricing one basis usage per token kind.
+
+    genai-prices takes about 0.1 ms to price one usage, as long as a local HTTP round trip.
+    Prices without tiers are linear in the token counts, so the rates found here give the
+    same Decimal amounts exactly (a test compares both over many models and usages).
+    Tiered prices return None and are priced by genai-prices on each call.
+    """
+    known = _linear_cache.get(id(model_price))
+    if known is not None and known[0] is model_price:
+        return known[1]
+    rates = None
+    if not any(
+        isinstance(getattr(model_price, key), gp_types.TieredPrices) for key, _ in _TOKEN_RATE_NAMES
+    ):
+        def price(**tokens: int) -> Decimal:
+            return model_price.calc_price(genai_prices.Usage(**tokens))["total_price"]
+
+        n = _BASIS_TOKENS
+        fixed = price()
+        input_rate = (price(input_tokens=n) - fixed) / n
+        rates = _LinearRates(
+            fixed=fixed,
+            input=input_rate,
+            cache_read=(price(input_tokens=n, cache_read_tokens=n) - fixed) / n - input_rate,
+            cache_write=(price(input_tokens=n, cache_write_tokens=n) - fixed) / n - input_rate,
+            output=(price(output_tokens=n) - fixed) / n,
+        )
+    # The ModelPrice is kept in the entry, so its id cannot be reused by another object.
+    _linear_cache[id(model_price)] = (model_price, rates)
+    return rates
+
+
+def _price_of(model: gp_types.ModelInfo, model_price: gp_types.ModelPrice) -> Price:
+    known = _price_cache.get(id(model_price))
+    if known is not None and known[0] is model_price:
+        return known[1]
+    constraint = _active_constraint(model, model_price)
+    price = Price(
+        rates=describe_rates(model_price, constraint),
+        source=PRICE_SOURCE,
+        valid_from=_valid_from(constraint),
+    )
+    _price_cache[id(model_price)] = (model_price, price)
+    return price
 
 
 def _bundled_snapshot() -> data_snapshot.DataSnapshot:

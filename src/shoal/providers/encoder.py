@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from shoal.errors import UserInputError, WeightsError
 from shoal.pricing import DEFAULT_MACHINE, MachinePrice, compute_cost
-from shoal.providers.base import Request, Response, Usage
+from shoal.providers.base import Request, Response, Usage, reject_text_scoring
 
 logger = logging.getLogger("shoal.providers.encoder")
 
@@ -165,6 +165,7 @@ class EncoderClassifier:
         return by_label, embedding, time.perf_counter() - started
 
     async def complete(self, request: Request) -> Response:
+        reject_text_scoring(self.model, request)
         created_at = datetime.now(UTC)
         text = request.messages[-1].content
         label_probs, _, seconds = await asyncio.to_thread(

@@ -6,6 +6,10 @@ token, so a label that is a prefix of another (`card` and `card_arrival`) is not
 The label-set-normalised probabilities are the softmax of those scores over the candidates.
 The prompt is decoded once per item. The key-value cache keeps the messages before the last
 one (the instruction) between items, so a fixed instruction is decoded only once per run.
+
+A request with `scored_text` is scored the other way round: the log-probability of the text
+after each candidate's own plain-text prompt. The text's tokens are the same under every
+prompt, so the scores compare fairly whatever the labels' lengths.
 """
 
 from __future__ import annotations
@@ -165,6 +169,34 @@ class LlamaCppProvider:
                 candidate_tokens += len(tokens) - 1
             return scores, decoded, candidate_tokens
 
+    def score_text(
+        self, prompts: Sequence[str], text: str
+    ) -> tuple[list[float], int, int]:
+        """Return the log-probability of `text` written after each prompt, and token counts.
+
+        The counts are the prompt tokens and the text tokens decoded, over all prompts. Each
+        prompt is decoded from an empty cache in the same batches every time, so a score
+        does not depend on what was scored before.
+        """
+        with self._lock:
+            self.load()
+            text_tokens = self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+            if not text_tokens:
+                raise ValueError("cannot score an empty text")
+            scores, prompt_total = [], 0
+            for prompt in prompts:
+                tokens = self._llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=False)
+                if len(tokens) + len(text_tokens) >= self.n_ctx:
+                    raise ValueError(
+                        f"a prompt and text of {len(tokens) + len(text_tokens)} tokens exceed "
+                        f"the context of {self.n_ctx}"
+                    )
+                last_logits, decoded = self._decode_prompt(tokens, [])
+                first = _log_softmax(last_logits)
+                scores.append(self._score_continuation(tokens, list(text_tokens), first))
+                prompt_total += decoded
+            return scores, prompt_total, len(text_tokens) * len(prompts)
+
     def _decode_prompt(
         self, prompt: list[int], prefix: list[int]
     ) -> tuple[NDArray[np.float32], int]:
@@ -225,15 +257,25 @@ class LlamaCppProvider:
         text = result["choices"][0]["message"]["content"] or ""
         return text, int(usage["prompt_tokens"]), int(usage["completion_tokens"])
 
+    def _score_request(self, request: Request) -> tuple[dict[str, float], int, int]:
+        candidates = request.candidates or ()
+        if request.scored_text is None:
+            return self.score_candidates(request.messages, candidates)
+        prompts = request.candidate_prompts or ()
+        if len(prompts) != len(candidates):
+            raise ValueError(
+                f"{len(candidates)} candidates need as many prompts, got {len(prompts)}"
+            )
+        values, prompt_tokens, text_tokens = self.score_text(prompts, request.scored_text)
+        return dict(zip(candidates, values, strict=True)), prompt_tokens, text_tokens
+
     def _complete_sync(self, request: Request) -> tuple[str, dict[str, float] | None, Usage]:
         started = time.perf_counter()
         if request.candidates:
-            scores, prompt_tokens, candidate_tokens = self.score_candidates(
-                request.messages, request.candidates
-            )
+            scores, prompt_tokens, scored_tokens = self._score_request(request)
             label_probs = normalise_scores(scores)
             text = max(label_probs, key=label_probs.__getitem__)
-            usage_tokens = (prompt_tokens, candidate_tokens)
+            usage_tokens = (prompt_tokens, scored_tokens)
         else:
             text, *counts = self.generate(request)
             label_probs = None

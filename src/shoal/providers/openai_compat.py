@@ -10,23 +10,22 @@ import json
 import logging
 import math
 import os
-import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 
-from shoal.errors import (
-    PriceNotFoundError,
-    ProviderConnectionError,
-    ProviderHTTPError,
-    ProviderTimeoutError,
-    ResponseFormatError,
-    UserInputError,
+from shoal.errors import UserInputError
+from shoal.providers.base import Request, Response, TokenLogprob, Usage, reject_text_scoring
+from shoal.providers.http import (
+    JSONPoster,
+    ShapeError,
+    call_api,
+    check_base_url,
+    cost_or_warn,
+    count,
 )
-from shoal.pricing import Cost, api_cost
-from shoal.providers.base import Request, Response, TokenLogprob, Usage
 
 logger = logging.getLogger("shoal.providers.openai_compat")
 
@@ -36,22 +35,6 @@ API_KEY_ENV = "OPENAI_API_KEY"
 
 # The largest `top_logprobs` the OpenAI API accepts. Requests with candidates ask for that many.
 CANDIDATE_TOP_LOGPROBS = 20
-
-# Hints appended to HTTP error messages, by status code.
-_STATUS_HINTS = {
-    401: "check the API key",
-    403: "check that the API key may use this model",
-    404: "check the model id and the base URL",
-    429: "rate limit or quota reached: retry later or check the account's quota",
-}
-
-# Models already warned about (no price, or no usage reported), so each is logged once per process.
-_warned: set[tuple[str, str]] = set()
-
-
-class _ShapeError(ValueError):
-    """A response body that parsed as JSON but lacks a field shoal needs."""
-
 
 class OpenAICompatProvider:
     """A provider for OpenAI's API or any host that serves the same Chat Completions format.
@@ -78,11 +61,6 @@ class OpenAICompatProvider:
             raise UserInputError(
                 f"invalid model id {model_id!r}: give the id the host serves, e.g. gpt-4o-mini"
             )
-        if not timeout_s > 0:
-            raise UserInputError(
-                f"invalid timeout {timeout_s!r}: give a positive number of seconds"
-            )
-
         if provider_id == "openai":
             base_url = base_url or os.environ.get(BASE_URL_ENV) or OPENAI_BASE_URL
             api_key = api_key or os.environ.get(API_KEY_ENV) or None
@@ -94,11 +72,17 @@ class OpenAICompatProvider:
 
         self.model_id = model_id
         self.model = f"{provider_id}:{model_id}"
-        self.base_url = _check_base_url(base_url)
+        self.base_url = check_base_url(base_url)
         self.timeout_s = timeout_s
         self.price_provider_id = price_provider_id or provider_id
         self._api_key = api_key
-        self._client = client
+        self._poster = JSONPoster(
+            self.model,
+            timeout_s=timeout_s,
+            secrets=[api_key],
+            error_message=_error_message,
+            client=client,
+        )
 
         if self.base_url == OPENAI_BASE_URL and not api_key:
             raise UserInputError(
@@ -111,78 +95,16 @@ class OpenAICompatProvider:
 
     async def complete(self, request: Request) -> Response:
         """Send one chat completion request and return its text, usage, logprobs and cost."""
+        reject_text_scoring(self.model, request)
         body = _request_body(self.model_id, request, token_limit_field(self.base_url))
-
-        created_at = datetime.now(UTC)
-        started = time.perf_counter()
-        http_response = await self._post(body)
-        latency_s = time.perf_counter() - started
-
-        self._raise_for_status(http_response)
-        payload = self._decode(http_response)
-        try:
-            response = self._to_response(payload, request, created_at, latency_s)
-        except _ShapeError as exc:
-            raise ResponseFormatError(
-                f"{self.model} returned an unexpected response from {self.base_url}: {exc}"
-            ) from exc
-
-        logger.debug(
-            "%s: HTTP %d in %.3f s, %d input / %d output tokens",
-            self.model,
-            http_response.status_code,
-            latency_s,
-            response.usage.input_tokens,
-            response.usage.output_tokens,
-        )
-        return response
-
-    async def _post(self, body: dict[str, Any]) -> httpx.Response:
-        url = f"{self.base_url}/chat/completions"
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        try:
-            if self._client is not None:
-                return await self._client.post(
-                    url, json=body, headers=headers, timeout=self.timeout_s
-                )
-            async with httpx.AsyncClient(timeout=self.timeout_s) as client:
-                return await client.post(url, json=body, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise ProviderTimeoutError(
-                f"request to {self.model} at {self.base_url} timed out after {self.timeout_s} s: "
-                "retry, or raise timeout_s"
-            ) from exc
-        except httpx.TransportError as exc:
-            raise ProviderConnectionError(
-                f"connection to {self.model} at {self.base_url} failed: "
-                f"{self._redact(str(exc)) or type(exc).__name__}: check that the host is running "
-                "and the base URL is right"
-            ) from exc
-
-    def _raise_for_status(self, http_response: httpx.Response) -> None:
-        try:
-            http_response.raise_for_status()
-        except httpx.HTTPStatusError as exc:
-            status = http_response.status_code
-            body = self._redact(http_response.text)
-            message = f"{self.model} returned HTTP {status}: {_error_message(body)}"
-            if status in _STATUS_HINTS:
-                message += f" ({_STATUS_HINTS[status]})"
-            raise ProviderHTTPError(message, status, body) from exc
-
-    def _decode(self, http_response: httpx.Response) -> Mapping[str, Any]:
-        try:
-            payload = http_response.json()
-        except ValueError as exc:
-            snippet = self._redact(http_response.text[:200])
-            raise ResponseFormatError(
-                f"{self.model} returned a body that is not JSON from {self.base_url}: {snippet!r}"
-            ) from exc
-        if not isinstance(payload, Mapping):
-            raise ResponseFormatError(
-                f"{self.model} returned JSON that is not an object: {type(payload).__name__}"
-            )
-        return payload
+        url = f"{self.base_url}/chat/completions"
+        return await call_api(
+            self._poster, url, body, headers,
+            lambda payload, created_at, latency_s: self._to_response(
+                payload, request, created_at, latency_s
+            ),
+        )
 
     def _to_response(
         self,
@@ -200,11 +122,8 @@ class OpenAICompatProvider:
         if request.candidates:
             label_probs = label_probs_from_logprobs(text, token_logprobs, request.candidates)
 
-        cost = None
-        if usage is None:
-            self._warn_once("usage", "%s reported no usage, so its responses carry no cost")
-        else:
-            cost = self._price(usage, _served_model(payload), created_at)
+        refs = (_served_model(payload), self.model_id)
+        cost = cost_or_warn(self.model, usage, self.price_provider_id, refs, created_at)
 
         return Response(
             model=self.model,
@@ -216,48 +135,6 @@ class OpenAICompatProvider:
             label_probs=label_probs,
             token_logprobs=token_logprobs,
         )
-
-    def _price(self, usage: Usage, served_model: str | None, created_at: datetime) -> Cost | None:
-        """Price the usage, or return None (logging one warning per model) when no price is known.
-
-        The model id in the response is tried first because an alias such as "gpt-4o" can be
-        served by a dated snapshot with its own price. The requested id is the fallback.
-        """
-        model_refs = dict.fromkeys(ref for ref in (served_model, self.model_id) if ref)
-        for model_ref in model_refs:
-            try:
-                return api_cost(usage, self.price_provider_id, model_ref, created_at)
-            except PriceNotFoundError:
-                continue
-        self._warn_once(
-            "price",
-            "%s has no price in genai-prices for provider %r, so its responses carry no cost",
-            self.price_provider_id,
-        )
-        return None
-
-    def _warn_once(self, kind: str, message: str, *args: object) -> None:
-        """Log `message` (its first %s is the model) once per process for this model and kind."""
-        key = (kind, self.model)
-        if key not in _warned:
-            _warned.add(key)
-            logger.warning(message, self.model, *args)
-
-    def _redact(self, text: str) -> str:
-        if self._api_key:
-            return text.replace(self._api_key, "[redacted]")
-        return text
-
-
-def _check_base_url(base_url: str) -> str:
-    url = base_url.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise UserInputError(
-            f"invalid base URL {base_url!r}: give an http:// or https:// URL, "
-            "e.g. http://127.0.0.1:8000/v1"
-        )
-    return url
-
 
 def token_limit_field(base_url: str) -> str:
     """Return the request field that caps output tokens on this host.
@@ -356,6 +233,11 @@ def _request_body(model_id: str, request: Request, token_field: str) -> dict[str
         body["logprobs"] = True
         if top_logprobs > 0:
             body["top_logprobs"] = top_logprobs
+    if request.json_schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": json.loads(request.json_schema)},
+        }
     return body
 
 
@@ -365,8 +247,8 @@ def _error_message(body: str) -> str:
         decoded = json.loads(body)
     except ValueError:
         decoded = None
-    error = decoded.get("error") if isinstance(decoded, Mapping) else None
-    if isinstance(error, Mapping) and isinstance(error.get("message"), str):
+    error = decoded.get("error") if isinstance(decoded, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
         details = [str(error[k]) for k in ("type", "code") if error.get(k)]
         suffix = f" [{', '.join(details)}]" if details else ""
         return f"{error['message']}{suffix}"
@@ -376,21 +258,21 @@ def _error_message(body: str) -> str:
 
 def _first_choice(payload: Mapping[str, Any]) -> Mapping[str, Any]:
     choices = payload.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
-        raise _ShapeError("missing choices[0]")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise ShapeError("missing choices[0]")
     return choices[0]
 
 
 def _message_text(choice: Mapping[str, Any]) -> str:
     message = choice.get("message")
-    if not isinstance(message, Mapping):
-        raise _ShapeError("missing choices[0].message")
+    if not isinstance(message, dict):
+        raise ShapeError("missing choices[0].message")
     content = message.get("content")
     if content is None:
         # A refusal or a tool call carries no content.
         return ""
     if not isinstance(content, str):
-        raise _ShapeError(f"choices[0].message.content is {type(content).__name__}, not a string")
+        raise ShapeError(f"choices[0].message.content is {type(content).__name__}, not a string")
     return content
 
 
@@ -408,46 +290,44 @@ def _usage(payload: Mapping[str, Any]) -> Usage | None:
     usage = payload.get("usage")
     if usage is None:
         return None
-    if not isinstance(usage, Mapping):
-        raise _ShapeError(f"usage is {type(usage).__name__}, not an object")
+    if not isinstance(usage, dict):
+        raise ShapeError(f"usage is {type(usage).__name__}, not an object")
 
-    prompt_tokens = _count(usage, "prompt_tokens", "usage.prompt_tokens")
-    completion_tokens = _count(usage, "completion_tokens", "usage.completion_tokens")
+    prompt_tokens = count(usage, "prompt_tokens", "usage.prompt_tokens")
+    completion_tokens = count(usage, "completion_tokens", "usage.completion_tokens")
     details = usage.get("prompt_tokens_details") or {}
-    if not isinstance(details, Mapping):
-        raise _ShapeError("usage.prompt_tokens_details is not an object")
-    cached_tokens = _count(details, "cached_tokens", "usage.prompt_tokens_details.cached_tokens")
+    if not isinstance(details, dict):
+        raise ShapeError("usage.prompt_tokens_details is not an object")
+    cached_tokens = count(details, "cached_tokens", "usage.prompt_tokens_details.cached_tokens")
     if cached_tokens > prompt_tokens:
-        raise _ShapeError(f"cached_tokens {cached_tokens} exceeds prompt_tokens {prompt_tokens}")
+        raise ShapeError(f"cached_tokens {cached_tokens} exceeds prompt_tokens {prompt_tokens}")
 
+    output_details = usage.get("completion_tokens_details") or {}
+    if not isinstance(output_details, dict):
+        raise ShapeError("usage.completion_tokens_details is not an object")
+    reasoning = count(
+        output_details, "reasoning_tokens", "usage.completion_tokens_details.reasoning_tokens"
+    )
     # NOTE: a host whose completion_tokens leaves reasoning tokens out would be under-priced here.
     return Usage(
         input_tokens=prompt_tokens,
         output_tokens=completion_tokens,
         cache_read_tokens=cached_tokens,
+        reasoning_tokens=min(reasoning, completion_tokens),
     )
-
-
-def _count(container: Mapping[str, Any], key: str, path: str) -> int:
-    value = container.get(key)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _ShapeError(f"{path} is {value!r}, not a non-negative integer")
-    return value
 
 
 def _token_logprobs(choice: Mapping[str, Any]) -> list[TokenLogprob] | None:
     logprobs = choice.get("logprobs")
     if logprobs is None:
         return None
-    if not isinstance(logprobs, Mapping):
-        raise _ShapeError("choices[0].logprobs is not an object")
+    if not isinstance(logprobs, dict):
+        raise ShapeError("choices[0].logprobs is not an object")
     content = logprobs.get("content")
     if content is None:
         return None
     if not isinstance(content, list):
-        raise _ShapeError("choices[0].logprobs.content is not a list")
+        raise ShapeError("choices[0].logprobs.content is not a list")
     return [_token_logprob(item, i) for i, item in enumerate(content)]
 
 
@@ -457,7 +337,7 @@ def _token_logprob(item: Any, index: int) -> TokenLogprob:
 
     alternatives = item.get("top_logprobs") or []
     if not isinstance(alternatives, list):
-        raise _ShapeError(f"{path}.top_logprobs is not a list")
+        raise ShapeError(f"{path}.top_logprobs is not a list")
     top: dict[str, float] = {}
     for alternative in alternatives:
         alt_token, alt_logprob = _token_and_logprob(alternative, f"{path}.top_logprobs[]")
@@ -467,12 +347,12 @@ def _token_logprob(item: Any, index: int) -> TokenLogprob:
 
 
 def _token_and_logprob(item: Any, path: str) -> tuple[str, float]:
-    if not isinstance(item, Mapping):
-        raise _ShapeError(f"{path} is not an object")
+    if not isinstance(item, dict):
+        raise ShapeError(f"{path} is not an object")
     token = item.get("token")
     logprob = item.get("logprob")
     if not isinstance(token, str):
-        raise _ShapeError(f"{path}.token is missing")
+        raise ShapeError(f"{path}.token is missing")
     if isinstance(logprob, bool) or not isinstance(logprob, int | float):
-        raise _ShapeError(f"{path}.logprob is {logprob!r}, not a number")
+        raise ShapeError(f"{path}.logprob is {logprob!r}, not a number")
     return token, float(logprob)

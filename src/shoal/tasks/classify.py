@@ -12,17 +12,20 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from shoal.calls.budget import Budget
+from shoal.calls.estimate import CostBound
 from shoal.errors import ResponseFormatError, ShoalError
 from shoal.pricing import compute_cost
-from shoal.providers.base import Message, Provider, Request, Usage
+from shoal.providers.base import Message, Provider, Request, Response, Usage
 from shoal.providers.encoder import EncoderClassifier
 from shoal.tasks.prediction import ItemContext, Prediction, from_probs
 
 logger = logging.getLogger("shoal.tasks.classify")
 
 OPTION_LETTERS = "ABCDEFGHIJ"
+ENCODER_FIRST_CALL_S = 5.0  # machine time reserved for tier 0's first item under a budget
 
 DEFAULT_INSTRUCTIONS = (
     "You sort short texts into categories. Each category is shown with an example text. "
@@ -39,17 +42,36 @@ class Step(Protocol):
 
 
 class EncoderStep:
-    """Tier 0: the trained encoder classifier; also stores the item's embedding for retrieval."""
+    """Tier 0: the trained encoder classifier; also stores the item's embedding for retrieval.
 
-    def __init__(self, classifier: EncoderClassifier) -> None:
+    With a budget, each item's compute cost is reserved before it runs and settled after.
+    """
+
+    def __init__(self, classifier: EncoderClassifier, budget: Budget | None = None) -> None:
         self.classifier = classifier
         self.model = classifier.model
+        self.budget = budget
+        # Embedding one short text takes milliseconds once the encoder has been trained.
+        self._bound = CostBound(classifier, first_call_s=ENCODER_FIRST_CALL_S)
 
     async def predict(self, item: ItemContext) -> Prediction:
         created_at = datetime.now(UTC)
-        probs, embedding, seconds = await asyncio.to_thread(self.classifier.classify, item.text)
+        reservation = None
+        if self.budget is not None:
+            reservation = self.budget.reserve(self._bound(None), f"{self.model} on an item")
+        try:
+            probs, embedding, seconds = await asyncio.to_thread(
+                self.classifier.classify, item.text
+            )
+        except BaseException:
+            if reservation is not None:
+                self.budget.release(reservation)  # type: ignore[union-attr]
+            raise
         item.embedding = embedding
         cost = compute_cost(seconds, self.classifier.machine, created_at)
+        self._bound.observe(seconds)
+        if reservation is not None:
+            self.budget.settle(reservation, cost.amount)  # type: ignore[union-attr]
         return from_probs(self.model, probs, cost, seconds, Usage(compute_seconds=seconds))
 
 
@@ -91,12 +113,13 @@ def choice_messages(
     return (Message("system", instructions), Message("user", user))
 
 
-class CandidateChoiceStep:
-    """A model chooses among the previous step's `top_k` labels, shown as lettered options.
+class CandidateStep:
+    """A model re-scores the previous step's `top_k` labels; the two are then mixed.
 
-    Each option shows the labelled training texts of that label closest to the item. The
-    model's label probabilities come from scoring the option letters. They are mixed
-    with the previous step's with `model_weight` (1.0 uses the model alone).
+    Each candidate label is shown with the labelled training texts of that label closest to
+    the item. The model's probabilities over the candidates are mixed with the previous
+    step's with `model_weight` (1.0 uses the model alone). Subclasses say how the model is
+    asked (`_request`) and how its answer becomes probabilities (`_model_probs`).
     """
 
     def __init__(
@@ -107,7 +130,6 @@ class CandidateChoiceStep:
         top_k: int = 3,
         examples_per_label: int = 2,
         model_weight: float = 0.5,
-        instructions: str = DEFAULT_INSTRUCTIONS,
     ) -> None:
         if not 2 <= top_k <= len(OPTION_LETTERS):
             raise ValueError(f"top_k must be between 2 and {len(OPTION_LETTERS)}, got {top_k}")
@@ -117,7 +139,6 @@ class CandidateChoiceStep:
         self.top_k = top_k
         self.examples_per_label = examples_per_label
         self.model_weight = model_weight
-        self.instructions = instructions
 
     async def predict(self, item: ItemContext) -> Prediction:
         if not item.predictions:
@@ -125,14 +146,8 @@ class CandidateChoiceStep:
         previous = item.predictions[-1]
         candidates = previous.top_labels(self.top_k)
         examples = [self._examples(item, label) for label in candidates]
-        letters = tuple(OPTION_LETTERS[: len(candidates)])
-        request = Request(
-            messages=choice_messages(item.text, candidates, examples, self.instructions),
-            candidates=letters,
-            max_tokens=1,
-        )
-        response = await self.provider.complete(request)
-        model_probs = self._model_probs(response.label_probs, response.text, letters, candidates)
+        response = await self.provider.complete(self._request(item.text, candidates, examples))
+        model_probs = self._model_probs(response, candidates)
         if response.cost is None:
             raise ShoalError(
                 f"no price is known for {self.model}, so its cost cannot be counted; "
@@ -143,6 +158,8 @@ class CandidateChoiceStep:
             self.model, mixed, response.cost, response.latency_s, response.usage
         )
         prediction.model_probs = model_probs
+        prediction.attempts = response.attempts
+        prediction.cached = response.cached
         return prediction
 
     def _examples(self, item: ItemContext, label: str) -> list[str]:
@@ -150,21 +167,51 @@ class CandidateChoiceStep:
             return []
         return self.retriever.nearest_examples(item.embedding, label, self.examples_per_label)
 
-    def _model_probs(
+    def _request(
+        self, text: str, candidates: Sequence[str], examples: Sequence[Sequence[str]]
+    ) -> Request:
+        raise NotImplementedError
+
+    def _model_probs(self, response: Response, candidates: Sequence[str]) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class CandidateChoiceStep(CandidateStep):
+    """The model answers with the letter of one of the candidates, shown as lettered options.
+
+    Its label probabilities come from scoring the option letters, or, from a provider without
+    token probabilities, from the letter it generated.
+    """
+
+    def __init__(
         self,
-        label_probs: dict[str, float] | None,
-        text: str,
-        letters: Sequence[str],
-        candidates: Sequence[str],
-    ) -> dict[str, float]:
-        if label_probs is not None:
-            pairs = zip(letters, candidates, strict=True)
-            return {label: label_probs.get(letter, 0.0) for letter, label in pairs}
+        provider: Provider,
+        *,
+        instructions: str = DEFAULT_INSTRUCTIONS,
+        **options: Any,
+    ) -> None:
+        super().__init__(provider, **options)
+        self.instructions = instructions
+
+    def _request(
+        self, text: str, candidates: Sequence[str], examples: Sequence[Sequence[str]]
+    ) -> Request:
+        return Request(
+            messages=choice_messages(text, candidates, examples, self.instructions),
+            candidates=tuple(OPTION_LETTERS[: len(candidates)]),
+            max_tokens=1,
+        )
+
+    def _model_probs(self, response: Response, candidates: Sequence[str]) -> dict[str, float]:
+        letters = tuple(OPTION_LETTERS[: len(candidates)])
+        pairs = list(zip(letters, candidates, strict=True))
+        if response.label_probs is not None:
+            return {label: response.label_probs.get(letter, 0.0) for letter, label in pairs}
         # A provider without token probabilities: trust the generated letter alone.
-        answer = text.strip().rstrip(".").upper()
+        answer = response.text.strip().rstrip(".").upper()
         if answer not in letters:
             raise ResponseFormatError(
-                f"{self.model} returned {text[:40]!r}, not one of the letters {', '.join(letters)}"
+                f"{self.model} returned {response.text[:40]!r}, not one of the letters "
+                f"{', '.join(letters)}"
             )
-        pairs = zip(letters, candidates, strict=True)
         return {label: float(letter == answer) for letter, label in pairs}

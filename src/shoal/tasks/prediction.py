@@ -28,6 +28,7 @@ class Prediction:
     latency_s: float
     usage: Usage
     attempts: int = 1
+    cached: bool = False  # answered from the response cache, so it cost nothing
     # The model's own probabilities before they were mixed with an earlier step's.
     model_probs: dict[str, float] | None = None
 
@@ -43,11 +44,13 @@ class Prediction:
             "cost": self.cost.to_record(),
             "latency_ms": self.latency_s * 1000,
             "attempts": self.attempts,
+            "cached": self.cached,
             "usage": {
                 "input_tokens": self.usage.input_tokens,
                 "output_tokens": self.usage.output_tokens,
                 "cache_read_tokens": self.usage.cache_read_tokens,
                 "cache_write_tokens": self.usage.cache_write_tokens,
+                "reasoning_tokens": self.usage.reasoning_tokens,
                 "compute_seconds": self.usage.compute_seconds,
             },
         }

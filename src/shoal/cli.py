@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from shoal.catalogue.command import models_command
+from shoal.config import apply_config_file
 from shoal.errors import ShoalError, UserInputError
 
 app = typer.Typer(
@@ -27,6 +28,8 @@ stderr = Console(stderr=True)
 @app.callback()
 def _root() -> None:
     """Small models first: classify with cascades and measure accuracy per dollar."""
+    # API keys and base URLs may come from the config file; the environment wins.
+    apply_config_file()
 
 
 def _fail(message: str, code: int) -> None:

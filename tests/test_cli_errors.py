@@ -215,8 +215,8 @@ def test_budget_stop_keeps_records(tmp_path: Path) -> None:
 
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
-    assert "Stopped early" in result.stdout
-    assert "--max-cost" in result.stdout
+    assert "Stopped before the cap" in result.stderr
+    assert "--max-cost" in result.stderr
     assert (tmp_path / "out" / "summary.json").exists()
 
 
@@ -224,3 +224,13 @@ def labelled_csv_large(tmp_path: Path) -> Path:
     rows = [(f"Where is my card? {i}", "card_arrival") for i in range(12)]
     rows += [(f"Link my card please {i}", "card_linking") for i in range(12)]
     return write_csv(tmp_path / "tickets.csv", rows, ("text", "category"))
+
+
+def test_invalid_prices_file_fails_before_work(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("models:\n  - model: openai:gpt-4o-mini\n    colour: red\n", "utf-8")
+
+    result = run_bench(tmp_path, "--prices", str(prices), "--escalate", "none")
+
+    assert_one_error_line(result, str(prices), "colour")
+    assert not (tmp_path / "out" / "records.jsonl").exists()

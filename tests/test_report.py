@@ -14,10 +14,10 @@ from shoal.report.table import (
     format_accuracy_per_dollar,
     format_share,
     format_tier_shares,
-    format_usd,
     render_escalations,
     render_table,
 )
+from shoal.pricing.money import format_usd
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ENCODER = "encoder:minilm"

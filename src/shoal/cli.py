@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -54,6 +55,16 @@ def parse_per_label(value: str) -> int | None:
     return number
 
 
+def _use_prices_file(option: Path | None) -> None:
+    """Check the prices file now, so a bad file fails before any paid call, and use it."""
+    from shoal.catalogue.prices_file import PRICES_ENV, load_prices_file, prices_file_path
+
+    path = prices_file_path(option)
+    if path is not None:
+        load_prices_file(path)
+        os.environ[PRICES_ENV] = str(path)
+
+
 def parse_max_cost(value: str) -> Decimal:
     try:
         amount = Decimal(value.strip().removeprefix("$"))
@@ -86,6 +97,7 @@ def bench(
     pool_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of dev items, least confident first, the escalation tiers are run on to fit thresholds.")] = 0.3,
     tolerance: Annotated[float, typer.Option(min=0.0, max=1.0, help="Dev accuracy (0-1) a cheaper threshold setting may give up.")] = 0.005,
     machine_usd_per_hour: Annotated[str | None, typer.Option(help="Hourly price in USD of the machine that runs in-process models (default: AWS m7g.large on-demand, $0.0816).")] = None,
+    prices: Annotated[Path | None, typer.Option(help="A YAML prices file that overrides or adds model prices (default: $SHOAL_PRICES); checked before any work.")] = None,
     max_cost: Annotated[str | None, typer.Option(help="Spending cap in USD for the whole run; it stops cleanly, records kept, before a call could cross it.")] = None,
     cache: Annotated[bool, typer.Option(help="Answer repeated API requests from the response cache on disk, at no cost (local models are never cached).")] = True,
     download: Annotated[bool, typer.Option(help="Download missing weights from the Hugging Face hub (needs network and the hub extra of shoal).")] = False,
@@ -101,6 +113,7 @@ def bench(
     from shoal.weights import default_cache_dir
 
     _configure_logging(verbose)
+    _use_prices_file(prices)
     machine = (
         machine_price_override(machine_usd_per_hour, source="--machine-usd-per-hour")
         if machine_usd_per_hour is not None

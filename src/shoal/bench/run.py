@@ -23,7 +23,7 @@ from shoal.errors import BudgetExceededError, UserInputError
 from shoal.evaluate.datasets import LabelledDataset, stratified_sample
 from shoal.evaluate.records import RunRecordWriter, read_records
 from shoal.evaluate.summary import ConfigSummary, summarize, write_summary
-from shoal.models import load_encoder, load_provider
+from shoal.models import load_encoder, load_provider, parse_model
 from shoal.pricing import DEFAULT_MACHINE, MachinePrice
 from shoal.providers.local import LlamaCppProvider
 from shoal.report.plot import plot_pareto
@@ -134,17 +134,17 @@ def _escalation_steps(
         )
     steps: list[CandidateStep] = []
     for name in options.escalate:
+        if options.scoring == "channel" and parse_model(name).provider != "local":
+            raise UserInputError(
+                f"--scoring channel needs a local model, and {name} is not one; "
+                "use --scoring choice or auto"
+            )
         provider = load_provider(
             name, machine=options.machine, allow_download=options.allow_download
         )
         local = isinstance(provider, LlamaCppProvider)
         if local:
             provider.load()
-        if options.scoring == "channel" and not local:
-            raise UserInputError(
-                f"--scoring channel needs a local model, and {name} is not one; "
-                "use --scoring choice or auto"
-            )
         # Local models are not cached: their cost and latency are what the bench measures.
         guarded: Any = GuardedProvider(provider, budget=budget)
         if cache is not None and not local:

@@ -17,6 +17,7 @@ from rich.progress import (
 )
 
 from shoal.bench.run import BenchResult
+from shoal.pricing.money import format_usd
 from shoal.report.table import render_escalations, render_table
 
 
@@ -107,7 +108,8 @@ def show_result(result: BenchResult, console: Console) -> None:
     )
     if result.spent_usd is not None:
         console.print(
-            f"Spent ${result.spent_usd:f} of the ${result.options.max_cost:f} cap (--max-cost).",
+            f"Spent ${format_usd(result.spent_usd)} of the "
+            f"${format_usd(result.options.max_cost)} cap (--max-cost).",
             markup=False,
         )
     if result.summary_path is not None:
@@ -117,7 +119,9 @@ def show_result(result: BenchResult, console: Console) -> None:
             markup=False,
         )
     if result.stopped is not None:
-        console.print(f"Stopped early: {result.stopped}", markup=False, style="bold red")
+        Console(stderr=True, soft_wrap=True).print(
+            f"Stopped before the cap: {result.stopped}", markup=False, style="bold red"
+        )
 
 
 def _per_label(result: BenchResult) -> str:

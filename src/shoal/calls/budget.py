@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from shoal.errors import BudgetExceededError
+from shoal.pricing.money import format_usd
 
 logger = logging.getLogger("shoal.calls.budget")
 
@@ -53,9 +54,10 @@ class Budget:
         with self._lock:
             if self.spent + self.reserved + amount > self.max_usd:
                 raise BudgetExceededError(
-                    f"stopped before {label}: its worst-case cost ${amount:f} would take the "
-                    f"spend past --max-cost ${self.max_usd:f} (spent ${self.spent:f}, "
-                    f"${self.reserved:f} held for calls in flight); raise --max-cost to go on"
+                    f"the next call, {label}, could cost up to ${format_usd(amount)}, which "
+                    f"would take the spend past --max-cost ${format_usd(self.max_usd)} (spent "
+                    f"${format_usd(self.spent)}, ${format_usd(self.reserved)} held for calls "
+                    "in flight); raise --max-cost to go on"
                 )
             self.reserved += amount
             return Reservation(amount=amount, label=label)

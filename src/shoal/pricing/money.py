@@ -7,6 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 ZERO = Decimal(0)
+SIGNIFICANT_DIGITS = 3
 
 
 @dataclass(frozen=True)
@@ -38,3 +39,16 @@ class Cost:
 
 def sum_costs(amounts: list[Decimal]) -> Decimal:
     return sum(amounts, ZERO)
+
+
+def format_usd(amount: Decimal) -> str:
+    """Format dollars without an exponent: 2 decimals from $1 up, else 3 significant digits.
+
+    3 significant digits keep tiny per-1k costs readable, e.g. 0.000123 rather than 0.00.
+    """
+    if amount == 0:
+        return "0"
+    if abs(amount) >= 1:
+        return f"{amount:,.2f}"
+    exponent = amount.adjusted() - (SIGNIFICANT_DIGITS - 1)
+    return f"{amount.quantize(Decimal(1).scaleb(exponent)):f}"

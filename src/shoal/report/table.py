@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from shoal.evaluate.summary import ConfigSummary
-
-SIGNIFICANT_DIGITS = 3
-
-
-def format_usd(amount: Decimal) -> str:
-    """Format dollars without an exponent: 2 decimals from $1 up, else 3 significant digits.
-
-    3 significant digits keep tiny per-1k costs readable, e.g. 0.000123 rather than 0.00.
-    """
-    if amount == 0:
-        return "0"
-    if abs(amount) >= 1:
-        return f"{amount:,.2f}"
-    exponent = amount.adjusted() - (SIGNIFICANT_DIGITS - 1)
-    return f"{amount.quantize(Decimal(1).scaleb(exponent)):f}"
+from shoal.pricing.money import SIGNIFICANT_DIGITS, format_usd
 
 
 def format_accuracy_per_dollar(value: float | None) -> str:

@@ -25,7 +25,7 @@ from shoal.tasks.prediction import ItemContext, Prediction, from_probs
 logger = logging.getLogger("shoal.tasks.classify")
 
 OPTION_LETTERS = "ABCDEFGHIJ"
-ENCODER_FIRST_CALL_S = 5.0  # machine time reserved for tier 0's first item under a budget
+ENCODER_FIRST_CALL_S = 1.0  # machine time reserved for tier 0's first item under a budget
 
 DEFAULT_INSTRUCTIONS = (
     "You sort short texts into categories. Each category is shown with an example text. "

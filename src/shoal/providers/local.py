@@ -15,7 +15,9 @@ prompt, so the scores compare fairly whatever the labels' lengths.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 import os
 import threading
 import time
@@ -27,9 +29,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from shoal.errors import WeightsError
+from shoal.errors import UserInputError, WeightsError
 from shoal.pricing import DEFAULT_MACHINE, MachinePrice, compute_cost
-from shoal.providers.base import Message, Request, Response, Usage
+from shoal.providers.base import Message, Request, Response, TokenLogprob, Usage
 
 logger = logging.getLogger("shoal.providers.local")
 
@@ -228,18 +230,57 @@ class LlamaCppProvider:
     def _score_continuation(
         self, prompt: list[int], tokens: list[int], first_logprobs: NDArray[np.float64]
     ) -> float:
+        return math.fsum(self._continuation_logprobs(prompt, tokens, first_logprobs))
+
+    def _continuation_logprobs(
+        self, prompt: list[int], tokens: list[int], first_logprobs: NDArray[np.float64]
+    ) -> list[float]:
+        """Return each token's log-probability after the decoded prompt and the tokens before it."""
         ctx = self._llama._ctx
         batch = self._llama._batch
-        total = float(first_logprobs[tokens[0]])
+        logprobs = [float(first_logprobs[tokens[0]])]
         if len(tokens) > 1:
             batch.set_batch(tokens[:-1], n_past=len(prompt), logits_all=True)
             ctx.decode(batch)
             n_vocab = self._llama.n_vocab()
             for i, next_token in enumerate(tokens[1:]):
                 logits = np.ctypeslib.as_array(ctx.get_logits_ith(i), shape=(n_vocab,))
-                total += float(_log_softmax(logits)[next_token])
+                logprobs.append(float(_log_softmax(logits)[next_token]))
             ctx.kv_cache_seq_rm(0, len(prompt), -1)
-        return total
+        return logprobs
+
+    def answer_logprobs(
+        self, messages: Sequence[Message], answer: str
+    ) -> tuple[list[TokenLogprob], int]:
+        """Return each token of `answer`, as the assistant's reply, with its log-probability.
+
+        The probabilities are the model's own, without any grammar that constrained the
+        generation. Also returns the number of tokens decoded.
+        """
+        with self._lock:
+            self.load()
+            prompt = self._tokenize(self.render_prompt(messages))
+            tokens = self._llama.tokenize(answer.encode("utf-8"), add_bos=False, special=False)
+            if not tokens:
+                return [], 0
+            if len(prompt) + len(tokens) >= self.n_ctx:
+                raise ValueError(
+                    f"the prompt and answer have {len(prompt) + len(tokens)} tokens, more than "
+                    f"the context of {self.n_ctx}"
+                )
+            prefix: list[int] = []
+            if len(messages) > 1:
+                prefix = self._tokenize(self.render_prompt(messages[:-1], False))
+            last_logits, decoded = self._decode_prompt(prompt, prefix)
+            values = self._continuation_logprobs(prompt, tokens, _log_softmax(last_logits))
+            pieces = [
+                self._llama.detokenize([token]).decode("utf-8", errors="replace")
+                for token in tokens
+            ]
+            return [
+                TokenLogprob(token=piece, logprob=value)
+                for piece, value in zip(pieces, values, strict=True)
+            ], decoded + len(tokens)
 
     def generate(self, request: Request) -> tuple[str, int, int]:
         with self._lock:
@@ -248,11 +289,28 @@ class LlamaCppProvider:
             # of it, so its prefix reuse would continue from the wrong tokens.
             self._llama.reset()
             self._cached_tokens = []
-            result = self._llama.create_chat_completion(
-                messages=[{"role": m.role, "content": m.content} for m in request.messages],
-                max_tokens=request.max_tokens,
-                temperature=request.temperature,
-            )
+            options: dict[str, Any] = {}
+            if request.json_schema is not None:
+                # llama.cpp turns the schema into a grammar, so the output always parses.
+                options["response_format"] = {
+                    "type": "json_object",
+                    "schema": json.loads(request.json_schema),
+                }
+            try:
+                result = self._llama.create_chat_completion(
+                    messages=[{"role": m.role, "content": m.content} for m in request.messages],
+                    max_tokens=request.max_tokens,
+                    temperature=request.temperature,
+                    **options,
+                )
+            except ValueError as exc:
+                if "context window" not in str(exc):
+                    raise
+                # NOTE: documents are not split into chunks; a longer one is rejected.
+                raise UserInputError(
+                    f"the prompt for {self.model} does not fit its context of {self.n_ctx} "
+                    f"tokens ({exc}); shorten the document or split it into parts"
+                ) from exc
         usage = result["usage"]
         text = result["choices"][0]["message"]["content"] or ""
         return text, int(usage["prompt_tokens"]), int(usage["completion_tokens"])
@@ -269,8 +327,11 @@ class LlamaCppProvider:
         values, prompt_tokens, text_tokens = self.score_text(prompts, request.scored_text)
         return dict(zip(candidates, values, strict=True)), prompt_tokens, text_tokens
 
-    def _complete_sync(self, request: Request) -> tuple[str, dict[str, float] | None, Usage]:
+    def _complete_sync(
+        self, request: Request
+    ) -> tuple[str, dict[str, float] | None, list[TokenLogprob] | None, Usage]:
         started = time.perf_counter()
+        token_logprobs = None
         if request.candidates:
             scores, prompt_tokens, scored_tokens = self._score_request(request)
             label_probs = normalise_scores(scores)
@@ -280,15 +341,19 @@ class LlamaCppProvider:
             text, *counts = self.generate(request)
             label_probs = None
             usage_tokens = (counts[0], counts[1])
+            if request.logprobs and text:
+                token_logprobs, _ = self.answer_logprobs(request.messages, text)
         seconds = time.perf_counter() - started
         usage = Usage(
             input_tokens=usage_tokens[0], output_tokens=usage_tokens[1], compute_seconds=seconds
         )
-        return text, label_probs, usage
+        return text, label_probs, token_logprobs, usage
 
     async def complete(self, request: Request) -> Response:
         created_at = datetime.now(UTC)
-        text, label_probs, usage = await asyncio.to_thread(self._complete_sync, request)
+        text, label_probs, token_logprobs, usage = await asyncio.to_thread(
+            self._complete_sync, request
+        )
         return Response(
             model=self.model,
             text=text,
@@ -297,4 +362,5 @@ class LlamaCppProvider:
             created_at=created_at,
             cost=compute_cost(usage.compute_seconds, self.machine, created_at),
             label_probs=label_probs,
+            token_logprobs=token_logprobs,
         )

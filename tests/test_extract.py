@@ -228,3 +228,34 @@ def test_agreement_folds_case_and_space() -> None:
 
     assert agreement(first, second, ["a", "b", "c"]) == pytest.approx(2 / 3)
     assert agreement(first, None, ["a"]) == 0.0
+
+
+def test_examples_shown_as_earlier_turns() -> None:
+    messages = extraction_messages(
+        "TOTAL RM 9.00", Schema(RECEIPT), examples=[("SHOP A\nTOTAL 1.00", {"total": "1.00"})]
+    )
+
+    roles = [message.role for message in messages]
+    assert roles == ["system", "user", "assistant", "user"]
+    assert json.loads(messages[2].content) == {"company": None, "total": "1.00"}
+    assert "TOTAL RM 9.00" in messages[3].content
+
+
+def test_null_word_read_as_null() -> None:
+    provider = ScriptedProvider(['{"company": "null", "total": " None "}'])
+
+    result = extract(ExtractStep(provider, Schema(RECEIPT)))
+
+    assert result.value == {"company": None, "total": None}
+
+
+def test_null_word_kept_where_schema_forbids_null() -> None:
+    schema = Schema({
+        "type": "object",
+        "properties": {"company": {"type": "string"}},
+        "required": ["company"],
+    })
+
+    result = extract(ExtractStep(ScriptedProvider(['{"company": "null"}']), schema))
+
+    assert result.value == {"company": "null"}

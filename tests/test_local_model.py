@@ -141,10 +141,10 @@ def test_generate_after_scoring_unchanged(qwen: LlamaCppProvider, card_texts: li
         messages=(Message("user", "Name three colours of the rainbow, comma separated."),),
         max_tokens=8,
     )
-    before, _, _ = qwen.generate(request)
+    before, _, _, _ = qwen.generate(request)
 
     qwen.score_candidates(label_messages(card_texts[0]), CARD_LABELS)
-    after, _, _ = qwen.generate(request)
+    after, _, _, _ = qwen.generate(request)
 
     assert after == before
 
@@ -238,3 +238,26 @@ def test_channel_step_after_encoder(
         assert channel.usage.output_tokens > 0
         assert channel.cost.amount > 0
         assert outcome.cost_usd == tier0.cost.amount + channel.cost.amount
+
+
+def test_generated_logprobs_spell_the_reply(qwen: LlamaCppProvider) -> None:
+    request = Request(
+        messages=(Message("user", "Name three colours of the rainbow, comma separated."),),
+        max_tokens=12,
+        logprobs=True,
+    )
+
+    text, prompt_tokens, reply_tokens, logprobs = qwen.generate(request)
+    again, _, _, logprobs_again = qwen.generate(request)
+
+    assert logprobs is not None and logprobs_again is not None
+    assert "".join(token.token for token in logprobs) == text
+    assert len(logprobs) == reply_tokens
+    assert all(token.logprob <= 0.0 for token in logprobs)
+    # Greedy decoding: the second run reuses the cached prompt and repeats the reply.
+    assert again == text
+    assert [t.token for t in logprobs_again] == [t.token for t in logprobs]
+    assert max(
+        abs(a.logprob - b.logprob) for a, b in zip(logprobs, logprobs_again, strict=True)
+    ) <= 0.05
+    assert prompt_tokens > 0

@@ -17,6 +17,7 @@ from rich.markup import escape
 from shoal.catalogue.command import models_command
 from shoal.config import apply_config_file
 from shoal.errors import ShoalError, UserInputError
+from shoal.pricing.compute import MachinePrice
 
 app = typer.Typer(
     add_completion=False,
@@ -79,6 +80,8 @@ def parse_max_cost(value: str) -> Decimal:
 
 @app.command()
 def bench(
+    task: Annotated[str, typer.Option(help="'classify' (the default) or 'extract': extract the slots of a bundled SNIPS intent with each model in --escalate (default: the 0.5B then the 1.5B local model) and a fitted cascade of the first two.")] = "classify",
+    intent: Annotated[str, typer.Option(help="With --task extract: the bundled SNIPS intent, GetWeather or BookRestaurant.")] = "GetWeather",
     data: Annotated[Path | None, typer.Option(help="A labelled CSV or JSONL file to split into train, dev and test (default: the bundled BANKING77 sample).")] = None,
     train_data: Annotated[Path | None, typer.Option(help="A labelled file that replaces the train pool.")] = None,
     dev_data: Annotated[Path | None, typer.Option(help="A labelled file that replaces the dev split.")] = None,
@@ -119,6 +122,11 @@ def bench(
         if machine_usd_per_hour is not None
         else machine_from_env()
     )
+    if task == "extract":
+        _bench_extract(escalate, intent, output, max_cost, machine)
+        return
+    if task != "classify":
+        raise UserInputError(f"unknown --task {task!r}; use classify or extract")
     escalation = ["local:qwen2.5-coder-1.5b"] if escalate is None else escalate
     if any(name.lower() == "none" for name in escalation):
         if len(escalation) > 1:
@@ -145,6 +153,32 @@ def bench(
     with RichProgress(console) as progress:
         result = asyncio.run(run_bench(bench_data, options, progress))
     show_result(result, console)
+    if result.stopped is not None:
+        raise typer.Exit(code=1)
+
+
+def _bench_extract(
+    models: list[str] | None,
+    intent: str,
+    output: Path | None,
+    max_cost: str | None,
+    machine: MachinePrice,
+) -> None:
+    from shoal.bench.extract import DEFAULT_MODELS, ExtractBenchOptions, run_extract_bench
+    from shoal.bench.view import RichProgress
+    from shoal.bench.view_extract import show_extract_result
+
+    options = ExtractBenchOptions(
+        intent=intent,
+        models=list(models) if models else list(DEFAULT_MODELS),
+        output=output,
+        machine=machine,
+        max_cost=parse_max_cost(max_cost) if max_cost is not None else None,
+    )
+    console = Console() if sys.stdout.isatty() else Console(width=150)
+    with RichProgress(console) as progress:
+        result = asyncio.run(run_extract_bench(options, progress))
+    show_extract_result(result, console)
     if result.stopped is not None:
         raise typer.Exit(code=1)
 

@@ -89,16 +89,7 @@ def _record(
         "prediction": accepted.label,
         "confidence": accepted.confidence,
         "correct": accepted.label == label,
-        "tier": outcome.accepted,
-        "answered_by": accepted.model,
-        "cost_usd": outcome.cost_usd,
-        # The sum of the steps' measured latencies, not this item's wall time, because a step
-        # whose response was reused from another config took no time here.
-        "latency_ms": outcome.latency_s * 1000,
-        "steps": [
-            p.to_step_record(accepted=i == outcome.accepted)
-            for i, p in enumerate(outcome.predictions)
-        ],
+        **outcome.record_fields(),
     }
     if note:
         record["note"] = note

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from shoal.pricing import sum_costs
 from shoal.tasks.classify import Step
@@ -45,6 +46,21 @@ class CascadeOutcome:
     @property
     def latency_s(self) -> float:
         return sum(p.latency_s for p in self.predictions)
+
+    def record_fields(self) -> dict[str, Any]:
+        """Return the run-record fields every task writes for an item: tiers, cost, latency."""
+        return {
+            "tier": self.accepted,
+            "answered_by": self.prediction.model,
+            "cost_usd": self.cost_usd,
+            # The sum of the steps' measured latencies, not this item's wall time, because a
+            # step whose response was reused from another config took no time here.
+            "latency_ms": self.latency_s * 1000,
+            "steps": [
+                p.to_step_record(accepted=i == self.accepted)
+                for i, p in enumerate(self.predictions)
+            ],
+        }
 
 
 class Cascade:

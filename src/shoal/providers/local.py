@@ -73,6 +73,9 @@ class LlamaCppProvider:
         self._lock = threading.Lock()
         self._cached_tokens: list[int] = []
         self._formatters: dict[bool, Any] = {}  # by add_generation_prompt
+        # Whether llama-cpp-python's record of the key-value cache matches the cache, which
+        # label scoring changes behind its back.
+        self._generation_record_valid = False
 
     def load(self) -> None:
         """Load the GGUF file; a file llama.cpp cannot read raises WeightsError."""
@@ -223,6 +226,7 @@ class LlamaCppProvider:
                 batch.set_batch(chunk, n_past=chunk_start, logits_all=False)
                 ctx.decode(batch)
         self._cached_tokens = list(prompt[:boundary])
+        self._generation_record_valid = False
         n_vocab = self._llama.n_vocab()
         logits = np.ctypeslib.as_array(ctx.get_logits_ith(-1), shape=(n_vocab,)).copy()
         return logits, len(prompt) - reused
@@ -249,45 +253,18 @@ class LlamaCppProvider:
             ctx.kv_cache_seq_rm(0, len(prompt), -1)
         return logprobs
 
-    def answer_logprobs(
-        self, messages: Sequence[Message], answer: str
-    ) -> tuple[list[TokenLogprob], int]:
-        """Return each token of `answer`, as the assistant's reply, with its log-probability.
+    def generate(self, request: Request) -> tuple[str, int, int, list[TokenLogprob] | None]:
+        """Generate a reply; with `request.logprobs`, also each reply token's log-probability.
 
-        The probabilities are the model's own, without any grammar that constrained the
-        generation. Also returns the number of tokens decoded.
+        The log-probabilities are the model's own, without the grammar that a JSON schema
+        adds. Consecutive generations reuse the key-value cache of their shared prompt prefix
+        (the system prompt), which llama-cpp-python tracks; label scoring in between makes
+        that record stale, so the cache is reset first then.
         """
         with self._lock:
             self.load()
-            prompt = self._tokenize(self.render_prompt(messages))
-            tokens = self._llama.tokenize(answer.encode("utf-8"), add_bos=False, special=False)
-            if not tokens:
-                return [], 0
-            if len(prompt) + len(tokens) >= self.n_ctx:
-                raise ValueError(
-                    f"the prompt and answer have {len(prompt) + len(tokens)} tokens, more than "
-                    f"the context of {self.n_ctx}"
-                )
-            prefix: list[int] = []
-            if len(messages) > 1:
-                prefix = self._tokenize(self.render_prompt(messages[:-1], False))
-            last_logits, decoded = self._decode_prompt(prompt, prefix)
-            values = self._continuation_logprobs(prompt, tokens, _log_softmax(last_logits))
-            pieces = [
-                self._llama.detokenize([token]).decode("utf-8", errors="replace")
-                for token in tokens
-            ]
-            return [
-                TokenLogprob(token=piece, logprob=value)
-                for piece, value in zip(pieces, values, strict=True)
-            ], decoded + len(tokens)
-
-    def generate(self, request: Request) -> tuple[str, int, int]:
-        with self._lock:
-            self.load()
-            # Scoring left the key-value cache out of step with llama-cpp-python's own record
-            # of it, so its prefix reuse would continue from the wrong tokens.
-            self._llama.reset()
+            if not self._generation_record_valid:
+                self._llama.reset()
             self._cached_tokens = []
             options: dict[str, Any] = {}
             if request.json_schema is not None:
@@ -311,9 +288,51 @@ class LlamaCppProvider:
                     f"the prompt for {self.model} does not fit its context of {self.n_ctx} "
                     f"tokens ({exc}); shorten the document or split it into parts"
                 ) from exc
-        usage = result["usage"]
+            self._generation_record_valid = True
+            usage = result["usage"]
+            token_logprobs = None
+            if request.logprobs:
+                token_logprobs = self._generated_logprobs(int(usage["prompt_tokens"]))
         text = result["choices"][0]["message"]["content"] or ""
-        return text, int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+        return text, int(usage["prompt_tokens"]), int(usage["completion_tokens"]), token_logprobs
+
+    def _generated_logprobs(self, prompt_length: int) -> list[TokenLogprob]:
+        """Score the tokens just generated, re-decoding them with logits for every position.
+
+        llama-cpp-python keeps the evaluated tokens (prompt, then reply) in `input_ids`. The
+        last prompt token and the reply are decoded again in one batch, so position i gives
+        the distribution of reply token i. The record stays as it was, so the next
+        generation still reuses the prompt prefix.
+        """
+        llama = self._llama
+        evaluated = [int(token) for token in llama.input_ids[: llama.n_tokens]]
+        reply = evaluated[prompt_length:]
+        if not reply or prompt_length < 1:
+            return []
+        start = prompt_length - 1
+        tokens = evaluated[start:]
+        llama._ctx.kv_cache_seq_rm(0, start, -1)
+        n_vocab = llama.n_vocab()
+        values: list[float] = []
+        for chunk_start in range(0, len(tokens), llama.n_batch):
+            chunk = tokens[chunk_start : chunk_start + llama.n_batch]
+            llama._batch.set_batch(chunk, n_past=start + chunk_start, logits_all=True)
+            llama._ctx.decode(llama._batch)
+            for i in range(len(chunk)):
+                position = chunk_start + i
+                if position >= len(reply):
+                    break
+                logits = np.ctypeslib.as_array(llama._ctx.get_logits_ith(i), shape=(n_vocab,))
+                values.append(float(_log_softmax(logits)[reply[position]]))
+        llama.n_tokens = start + len(tokens)
+        llama._requires_eval = True
+        return [
+            TokenLogprob(
+                token=llama.detokenize([token]).decode("utf-8", errors="replace"),
+                logprob=value,
+            )
+            for token, value in zip(reply, values, strict=True)
+        ]
 
     def _score_request(self, request: Request) -> tuple[dict[str, float], int, int]:
         candidates = request.candidates or ()
@@ -338,11 +357,9 @@ class LlamaCppProvider:
             text = max(label_probs, key=label_probs.__getitem__)
             usage_tokens = (prompt_tokens, scored_tokens)
         else:
-            text, *counts = self.generate(request)
+            text, prompt_tokens, reply_tokens, token_logprobs = self.generate(request)
             label_probs = None
-            usage_tokens = (counts[0], counts[1])
-            if request.logprobs and text:
-                token_logprobs, _ = self.answer_logprobs(request.messages, text)
+            usage_tokens = (prompt_tokens, reply_tokens)
         seconds = time.perf_counter() - started
         usage = Usage(
             input_tokens=usage_tokens[0], output_tokens=usage_tokens[1], compute_seconds=seconds

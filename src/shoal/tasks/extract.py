@@ -143,16 +143,58 @@ class Extraction:
 
 
 def extraction_messages(
-    text: str, schema: Schema, instructions: str = DEFAULT_INSTRUCTIONS
+    text: str,
+    schema: Schema,
+    instructions: str = DEFAULT_INSTRUCTIONS,
+    examples: Sequence[tuple[str, dict[str, Any]]] = (),
 ) -> list[Message]:
-    """Build the system prompt with the schema and the user turn with the delimited document."""
+    """Build the system prompt with the schema, worked examples, and the delimited document.
+
+    Each example is a document and its object, shown as an earlier user turn and the
+    assistant's reply. Fields an example's object leaves out are shown as null.
+    """
     if not text.strip():
         raise UserInputError("cannot extract from an empty document; give a non-empty text")
+    system = f"{instructions}\n\nJSON Schema:\n{json.dumps(schema.document, indent=1)}"
+    messages = [Message("system", system)]
+    for example_text, example_value in examples:
+        filled = {name: example_value.get(name) for name in schema.fields}
+        messages += [Message("user", _document_turn(example_text)),
+                     Message("assistant", json.dumps(filled, ensure_ascii=False))]
+    return [*messages, Message("user", _document_turn(text))]
+
+
+def _document_turn(text: str) -> str:
     # A closing tag inside the document must not end the document early.
     safe = text.replace(DOCUMENT_END, "</ document>")
-    system = f"{instructions}\n\nJSON Schema:\n{json.dumps(schema.document, indent=1)}"
-    user = f"{DOCUMENT_START}\n{safe}\n{DOCUMENT_END}\n\nReply with the JSON object only."
-    return [Message("system", system), Message("user", user)]
+    return f"{DOCUMENT_START}\n{safe}\n{DOCUMENT_END}\n\nReply with the JSON object only."
+
+
+def nulls_from_strings(value: Any, schema: Schema) -> Any:
+    """Read a top-level string "null" or "none" as JSON null where the schema allows null.
+
+    Small models often write the word instead of the JSON value under a grammar that allows
+    both; the word never means a real value for the fields extraction fills.
+    """
+    if not isinstance(value, dict):
+        return value
+    properties = schema.document.get("properties", {})
+    cleaned = dict(value)
+    for name, item in value.items():
+        if (
+            isinstance(item, str)
+            and item.strip().casefold() in ("null", "none")
+            and _allows_null(properties.get(name, {}))
+        ):
+            cleaned[name] = None
+    return cleaned
+
+
+def _allows_null(property_schema: dict[str, Any]) -> bool:
+    kinds = property_schema.get("type")
+    if kinds == "null" or (isinstance(kinds, list) and "null" in kinds):
+        return True
+    return any(_allows_null(option) for option in property_schema.get("anyOf", []))
 
 
 def _retry_message(errors: Sequence[str]) -> Message:
@@ -182,6 +224,7 @@ class ExtractStep:
         max_tokens: int = 384,
         logprobs: bool = True,
         second_opinion: Provider | None = None,
+        examples: Sequence[tuple[str, dict[str, Any]]] = (),
     ) -> None:
         if max_retries < 0:
             raise ValueError(f"max_retries must be 0 or more, got {max_retries}")
@@ -194,9 +237,10 @@ class ExtractStep:
         self.logprobs = logprobs
         # Another model (or the same one sampling) asked once more; their agreement is a signal.
         self.second_opinion = second_opinion
+        self.examples = list(examples)  # (document, object) pairs shown before each item
 
     async def predict(self, item: ItemContext) -> Extraction:
-        messages = extraction_messages(item.text, self.schema, self.instructions)
+        messages = extraction_messages(item.text, self.schema, self.instructions, self.examples)
         responses: list[Response] = []
         errors: list[str] = []
         value: dict[str, Any] | None = None
@@ -218,7 +262,9 @@ class ExtractStep:
         second = None
         if value is not None and self.second_opinion is not None:
             first_request = Request(
-                messages=tuple(extraction_messages(item.text, self.schema, self.instructions)),
+                messages=tuple(
+                    extraction_messages(item.text, self.schema, self.instructions, self.examples)
+                ),
                 max_tokens=self.max_tokens,
                 json_schema=self.schema.to_json(),
             )
@@ -230,7 +276,7 @@ class ExtractStep:
 
     def _parse(self, text: str) -> tuple[Any, list[str]]:
         try:
-            parsed = json.loads(text)
+            parsed = nulls_from_strings(json.loads(text), self.schema)
         except json.JSONDecodeError as exc:
             return None, [f"(the reply): not valid JSON: {exc.msg} at character {exc.pos}"]
         return parsed, self.schema.errors(parsed)

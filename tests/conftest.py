@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -15,6 +16,26 @@ from shoal.bench.data import bundled_file
 
 # 3 test messages per BANKING77 intent, columns text,category.
 BANKING77_FIXTURE = Path(__file__).parent / "data" / "banking77_test_3per_class.csv"
+
+def shared_data_dir() -> Path:
+    """Return the folder of the shared test datasets (SROIE, SNIPS, SQuAD 2.0 sample).
+
+    $SHOAL_SHARED_DATA wins. Otherwise the `shared/data` folder beside the repository is
+    used, then /work/shared/data, where CI clones elsewhere on the same machine. Tests that
+    need the data skip, saying why, when none of them exists.
+    """
+    explicit = os.environ.get("SHOAL_SHARED_DATA")
+    candidates = [Path(explicit)] if explicit else []
+    candidates += [Path(__file__).resolve().parents[2] / "shared" / "data", Path("/work/shared/data")]
+    for candidate in candidates:
+        if (candidate / "sroie").is_dir():
+            return candidate
+    pytest.skip(
+        "shared datasets not found; set SHOAL_SHARED_DATA to the folder that holds sroie/, "
+        "snips/ and squad2_sample500/",
+        allow_module_level=True,
+    )
+
 
 # Labels that share the prefix "card_", so label scoring must not favour a shared prefix.
 CARD_LABELS = ("card_arrival", "card_linking", "card_acceptance")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import shared_data_dir
 
 from shoal.errors import DatasetError, UserInputError
 from shoal.evaluate.extraction_data import (
@@ -21,7 +22,7 @@ from shoal.evaluate.extraction_data import (
 )
 
 # The real datasets, checked out next to the repository.
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = shared_data_dir()
 SROIE = DATA / "sroie"
 SNIPS = DATA / "snips"
 SQUAD2 = DATA / "squad2_sample500"

@@ -8,10 +8,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from conftest import shared_data_dir
 from fake_openai import FakeOpenAI, openai_usage
 
 from shoal.bench.extract import ExtractBenchOptions, run_extract_bench
-from shoal.errors import DatasetError
+from shoal.bench.extract_eval import ExtractEvalOptions, run_extract_eval
+from shoal.errors import DatasetError, UserInputError
 from shoal.evaluate.extraction_data import load_bundled_snips
 
 EXTRACT_KEYS = {
@@ -60,3 +62,36 @@ def test_extract_bench_writes_summary(
 def test_unknown_intent_rejected(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="GetWeather"):
         asyncio.run(run_extract_bench(ExtractBenchOptions(intent="Nope", output=tmp_path)))
+
+
+def test_eval_squad_scores_unanswerable(
+    tmp_path: Path, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", fake_openai.api_key)
+    fake_openai.content = json.dumps({"answer": None})
+    fake_openai.usage = openai_usage(400, 5)
+    options = ExtractEvalOptions(
+        dataset="squad2", path=shared_data_dir() / "squad2_sample500",
+        models=["openai:gpt-4o-mini"], limit=10, output=tmp_path,
+    )
+
+    result = asyncio.run(run_extract_eval(options))
+
+    (summary,) = result.summaries
+    records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    unanswerable = sum(record["gold"]["answer"] == [] for record in records)
+    # Null is right exactly on the unanswerable questions, as SQuAD 2.0 scores them.
+    assert summary.squad is not None
+    assert summary.squad["exact"] == pytest.approx(unanswerable / 10)
+    assert summary.squad["f1"] == pytest.approx(unanswerable / 10)
+    assert summary.squad.get("NoAns_exact", 1.0) == 1.0
+    document = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert document["configs"][0]["squad"]["total"] == 10
+
+
+def test_eval_unknown_dataset_rejected(tmp_path: Path) -> None:
+    options = ExtractEvalOptions(dataset="receipts", path=tmp_path)
+
+    with pytest.raises(UserInputError, match="sroie, snips, squad2"):
+        asyncio.run(run_extract_eval(options))

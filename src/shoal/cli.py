@@ -183,6 +183,39 @@ def _bench_extract(
         raise typer.Exit(code=1)
 
 
+@app.command("eval")
+def eval_command(
+    dataset: Annotated[str, typer.Argument(help="sroie, snips or squad2.")],
+    path: Annotated[Path, typer.Argument(help="The dataset's folder, e.g. ../shared/data/sroie.")],
+    model: Annotated[list[str] | None, typer.Option(help="A model to evaluate; repeat for more (default: the 0.5B and 1.5B local models).")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Items to evaluate, the first in file order.")] = 20,
+    intent: Annotated[str, typer.Option(help="The SNIPS intent whose slots are extracted.")] = "GetWeather",
+    max_retries: Annotated[int, typer.Option(min=0, help="Extra attempts after a reply that does not validate.")] = 1,
+    max_cost: Annotated[str | None, typer.Option(help="Spending cap in USD for the run.")] = None,
+    output: Annotated[Path | None, typer.Option(help="Folder for records.jsonl and summary.json.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")] = False,
+) -> None:
+    """Evaluate extraction models on SROIE receipts, SNIPS slots or the SQuAD 2.0 sample."""
+    from shoal.bench.extract import DEFAULT_MODELS
+    from shoal.bench.extract_eval import ExtractEvalOptions, run_extract_eval
+    from shoal.bench.view import RichProgress
+    from shoal.bench.view_extract import show_eval_result
+    from shoal.pricing.compute import machine_from_env
+
+    _configure_logging(verbose)
+    options = ExtractEvalOptions(
+        dataset=dataset, path=path, models=list(model) if model else list(DEFAULT_MODELS),
+        limit=limit, intent=intent, max_retries=max_retries, machine=machine_from_env(),
+        output=output, max_cost=parse_max_cost(max_cost) if max_cost is not None else None,
+    )
+    console = Console() if sys.stdout.isatty() else Console(width=150)
+    with RichProgress(console) as progress:
+        result = asyncio.run(run_extract_eval(options, progress))
+    show_eval_result(result, console)
+    if result.stopped is not None:
+        raise typer.Exit(code=1)
+
+
 app.command("models")(models_command)
 
 

@@ -78,20 +78,23 @@ def _sample(dataset: ExtractionDataset, size: int, seed: int) -> ExtractionDatas
     )
 
 
-def _steps(
-    options: ExtractBenchOptions,
+def build_steps(
+    models: list[str],
     schema: Schema,
     train: ExtractionDataset,
     budget: Budget | None,
+    *,
+    machine: MachinePrice,
+    max_retries: int,
+    examples: int,
 ) -> list[ExtractStep]:
-    examples = [(example.text, example.gold) for example in train.examples[: options.examples]]
+    """Build one extract step per model, each shown the first `examples` train items."""
+    shown = [(example.text, example.gold) for example in train.examples[:examples]]
     steps = []
-    for name in options.models:
-        provider = load_provider(name, machine=options.machine)
+    for name in models:
+        provider = load_provider(name, machine=machine)
         guarded = MemoProvider(GuardedProvider(provider, budget=budget))
-        steps.append(
-            ExtractStep(guarded, schema, max_retries=options.max_retries, examples=examples)
-        )
+        steps.append(ExtractStep(guarded, schema, max_retries=max_retries, examples=shown))
     return steps
 
 
@@ -150,7 +153,7 @@ def _record(
     }
 
 
-async def _evaluate(
+async def evaluate_config(
     config: str, cascade: Cascade, test: ExtractionDataset, writer: RunRecordWriter,
     progress: Progress,
 ) -> None:
@@ -175,7 +178,10 @@ async def run_extract_bench(
     schema = Schema(test.schema, name=options.intent)
     budget = Budget(options.max_cost) if options.max_cost is not None else None
     train = load_bundled_snips(options.intent, "train")
-    steps = _steps(options, schema, train, budget)
+    steps = build_steps(
+        options.models, schema, train, budget,
+        machine=options.machine, max_retries=options.max_retries, examples=options.examples,
+    )
 
     fit = None
     stopped = None
@@ -184,10 +190,10 @@ async def run_extract_bench(
             fit = await _fit(steps, dev, options, progress)
         with RunRecordWriter(records_path) as writer:
             for step in steps:
-                await _evaluate(step.model, Cascade([Tier(step)]), test, writer, progress)  # type: ignore[list-item]
+                await evaluate_config(step.model, Cascade([Tier(step)]), test, writer, progress)  # type: ignore[list-item]
             if fit is not None:
                 tiers = [Tier(steps[0], fit.thresholds[0]), Tier(steps[1])]  # type: ignore[arg-type]
-                await _evaluate(CASCADE, Cascade(tiers), test, writer, progress)
+                await evaluate_config(CASCADE, Cascade(tiers), test, writer, progress)
     except BudgetExceededError as exc:
         stopped = str(exc)
 

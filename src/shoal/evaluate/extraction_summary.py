@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from shoal.evaluate import metrics
-from shoal.evaluate.extraction_metrics import exact_match_rate, field_scores
+from shoal.evaluate.extraction_metrics import exact_match_rate, field_scores, squad_scores
 
 if TYPE_CHECKING:
     from shoal.cascade.fit import ThresholdFit
@@ -34,6 +34,8 @@ class ExtractionSummary:
     p50_ms: float
     p95_ms: float
     tier_shares: dict[str, float]
+    # SQuAD exact match and F1 over all questions, for a dataset with an "answer" field.
+    squad: dict[str, float | int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +52,7 @@ class ExtractionSummary:
             "p95_ms": self.p95_ms,
             "n_items": self.n_items,
             "tier_shares": self.tier_shares,
+            **({"squad": self.squad} if self.squad is not None else {}),
         }
 
     @staticmethod
@@ -68,21 +71,41 @@ class ExtractionSummary:
 
 
 def summarize_extraction(
-    records: Sequence[Mapping[str, Any]], field_types: Mapping[str, str]
+    records: Sequence[Mapping[str, Any]],
+    field_types: Mapping[str, str],
+    alternative_fields: Sequence[str] = (),
 ) -> list[ExtractionSummary]:
-    """Group records by config, in first-seen order, and compute each config's figures."""
+    """Group records by config, in first-seen order, and compute each config's figures.
+
+    `alternative_fields` name fields whose gold list holds acceptable answers (SQuAD's
+    "answer"); a dataset with an "answer" field among them also gets SQuAD's scores.
+    """
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for record in records:
         groups.setdefault(str(record["config"]), []).append(record)
-    return [_summarize(config, group, field_types) for config, group in groups.items()]
+    return [
+        _summarize(config, group, field_types, alternative_fields)
+        for config, group in groups.items()
+    ]
 
 
 def _summarize(
-    config: str, records: list[Mapping[str, Any]], field_types: Mapping[str, str]
+    config: str,
+    records: list[Mapping[str, Any]],
+    field_types: Mapping[str, str],
+    alternative_fields: Sequence[str],
 ) -> ExtractionSummary:
     gold = [record["gold"] for record in records]
     predicted = [record["prediction"] for record in records]
-    scores = field_scores(gold, predicted, normalisers=field_types)  # type: ignore[arg-type]
+    scores = field_scores(
+        gold, predicted, normalisers=field_types, alternative_fields=alternative_fields  # type: ignore[arg-type]
+    )
+    squad = None
+    if "answer" in alternative_fields:
+        squad = squad_scores(
+            ((prediction or {}).get("answer"), answers.get("answer") or [])
+            for prediction, answers in zip(predicted, gold, strict=True)
+        )
     costs = [Decimal(str(record["cost_usd"])) for record in records]
     latencies = [float(record["latency_ms"]) for record in records]
     mean = metrics.mean_cost(costs)
@@ -94,7 +117,9 @@ def _summarize(
         field_f1=scores.f1,
         field_precision=scores.precision,
         field_recall=scores.recall,
-        exact_match=exact_match_rate(gold, predicted, normalisers=field_types),  # type: ignore[arg-type]
+        exact_match=exact_match_rate(
+            gold, predicted, normalisers=field_types, alternative_fields=alternative_fields  # type: ignore[arg-type]
+        ),
         valid_share=sum(bool(record["valid"]) for record in records) / len(records),
         cost_per_1k_usd=mean * 1000,
         mean_cost_usd=mean,
@@ -103,4 +128,5 @@ def _summarize(
         p50_ms=metrics.percentile(latencies, 50),
         p95_ms=metrics.percentile(latencies, 95),
         tier_shares={model: answered[model] / len(records) for model in models},
+        squad=squad,
     )

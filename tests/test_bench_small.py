@@ -172,7 +172,7 @@ def test_cli_bench_with_local_model(tmp_path: Path) -> None:
 def test_bench_api_model_budget_and_cache(
     tmp_path: Path, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An API escalation tier stops cleanly at --max-cost, and a rerun is answered from the cache."""
+    """An API escalation tier stops cleanly at --max-cost, and a rerun is served from the cache."""
     monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", fake_openai.api_key)
     fake_openai.content = "A"

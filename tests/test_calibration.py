@@ -329,7 +329,8 @@ def test_guarantee_statement_names_assumption() -> None:
     assert "exchangeable" in sentence
     assert "0.95" in sentence
     assert "0.85" in sentence
-    assert sentence.count(".") >= 1 and sentence.endswith(".")
+    assert sentence.count(".") >= 1
+    assert sentence.endswith(".")
 
 
 def test_guarantee_custom_candidates() -> None:

@@ -52,7 +52,7 @@ def _choose_weight(items: list[ItemContext], gold: tuple[str, ...], tier: int) -
 
     When several weights tie, the middle one is taken. A model whose probabilities are
     nearly 0 or 1 overrules the earlier step all at once past some weight, so accuracy can
-    fall off a cliff next to the best weights; the middle of the best ones keeps away from
+    fall off a cliff next to the best weights. The middle of the best ones keeps away from
     that edge.
     """
     ran = [(item, gold[i]) for i, item in enumerate(items) if len(item.predictions) > tier]

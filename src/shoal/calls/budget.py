@@ -30,7 +30,7 @@ class Budget:
     A call is sent only after `reserve` has held its worst-case cost. `settle` replaces the
     hold with the real cost, and `release` drops it when the call cost nothing. Every
     provider of a run shares one Budget, so retries, fallbacks and escalations all draw on it.
-    The cap holds as long as each reservation is at least the call's real cost. A real cost
+    The cap is kept as long as each reservation is at least the call's real cost. A real cost
     above its reservation is still counted, and logged as a warning.
     """
 

@@ -1,7 +1,7 @@
 """A response cache on disk, keyed by the model and the full request.
 
-Re-running an evaluation then costs nothing: a request seen before is answered from the
-cache with a zero cost that says so, and `Response.cached` set. The cache is one SQLite
+Re-running an evaluation then costs nothing. A request seen before is served from the
+cache with a zero cost that names the cache as its source, and with `Response.cached` set. The cache is one SQLite
 file. It stores only what the provider returned, never API keys (requests carry none).
 """
 
@@ -111,7 +111,7 @@ class ResponseCache:
 
 
 class CachedProvider:
-    """Answers a request from the cache when it was seen before, else asks the provider.
+    """Serve a request from the cache when it was seen before, else send it to the provider.
 
     Put it outside GuardedProvider: a cached answer then reserves no budget and makes no
     attempt. Only successful responses are stored.
@@ -130,7 +130,7 @@ class CachedProvider:
     async def complete(self, request: Request) -> Response:
         cached = await asyncio.to_thread(self.cache.get, self.model, request)
         if cached is not None:
-            logger.debug("%s: answered from the cache", self.model)
+            logger.debug("%s: response served from the cache", self.model)
             return cached
         response = await self.provider.complete(request)
         await asyncio.to_thread(self.cache.put, self.model, request, response)

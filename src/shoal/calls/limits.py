@@ -32,7 +32,7 @@ class _TokenBucket:
         self.updated = time.monotonic()
 
     def wait_s(self, amount: float) -> float:
-        """Take `amount` if the bucket holds it and return 0, else return the wait needed."""
+        """Take `amount` if the bucket contains it and return 0, else return the wait needed."""
         now = time.monotonic()
         self.level = min(self.capacity, self.level + (now - self.updated) * self.rate_per_s)
         self.updated = now

@@ -19,10 +19,9 @@ import httpx
 from shoal.errors import UserInputError
 from shoal.providers.base import Message, Request, Response, Usage, reject_text_scoring
 from shoal.providers.http import (
-    JSONPoster,
+    HTTPProvider,
     ShapeError,
     call_api,
-    check_base_url,
     count,
     price_usage,
 )
@@ -42,7 +41,7 @@ ANSWER_TOOL_DESCRIPTION = (
 )
 
 
-class AnthropicProvider:
+class AnthropicProvider(HTTPProvider):
     """A provider for Anthropic's Messages API, or a host that serves the same format.
 
     `model` is "anthropic:{model_id}". The base URL and key fall back to the ANTHROPIC_BASE_URL
@@ -69,25 +68,16 @@ class AnthropicProvider:
         self.model_id = model_id
         self.model = f"anthropic:{model_id}"
         self.price_provider_id = "anthropic"  # genai-prices' provider id
-        self.base_url = check_base_url(base_url, example="http://127.0.0.1:8000")
-        self.timeout_s = timeout_s
-        self._api_key = api_key
-        self._poster = JSONPoster(
-            self.model,
+        self._connect(
+            base_url=base_url,
+            api_key=api_key,
             timeout_s=timeout_s,
-            secrets=[api_key],
-            error_message=_error_message,
             client=client,
+            error_message=_error_message,
+            official_base_url=DEFAULT_BASE_URL,
+            api_key_env=API_KEY_ENV,
+            example_base_url="http://127.0.0.1:8000",
         )
-
-        if self.base_url == DEFAULT_BASE_URL and not api_key:
-            raise UserInputError(
-                f"missing API key for {self.model}: set the {API_KEY_ENV} environment variable "
-                "or pass api_key"
-            )
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
 
     async def complete(self, request: Request) -> Response:
         """Send one Messages API request and return its text, usage, label probabilities and cost.

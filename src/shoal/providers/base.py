@@ -25,7 +25,7 @@ class Request:
     With `candidates` set, the provider scores each candidate as the whole reply instead of
     generating freely, and the response carries `label_probs` over exactly those labels.
 
-    With `scored_text` set as well, `candidate_prompts` holds one plain-text prompt per
+    With `scored_text` set as well, `candidate_prompts` contains one plain-text prompt per
     candidate, and each candidate is scored by the log-probability of `scored_text` written
     after its prompt (the "noisy channel" direction: how well the label explains the text).
     `messages` is then unused. Only providers that see prompt-token probabilities can do this.

@@ -31,10 +31,9 @@ from shoal.providers.base import (
     reject_text_scoring,
 )
 from shoal.providers.http import (
-    JSONPoster,
+    HTTPProvider,
     ShapeError,
     call_api,
-    check_base_url,
     cost_or_warn,
     count,
 )
@@ -76,7 +75,7 @@ class _BlockedError(ValueError):
     """A well-formed response without text, because Google blocked the prompt or the reply."""
 
 
-class GeminiProvider:
+class GeminiProvider(HTTPProvider):
     """A provider for Google's Gemini API, model `google:{model_id}`.
 
     The key comes from `api_key`, else GEMINI_API_KEY, else GOOGLE_API_KEY, and the base URL from
@@ -109,25 +108,16 @@ class GeminiProvider:
         self.model_id = model_id
         self.model = f"google:{model_id}"
         self.price_provider_id = PRICE_PROVIDER_ID
-        self.base_url = check_base_url(base_url, example=DEFAULT_BASE_URL)
-        self.timeout_s = timeout_s
-        self._api_key = api_key
-        self._poster = JSONPoster(
-            self.model,
+        self._connect(
+            base_url=base_url,
+            api_key=api_key,
             timeout_s=timeout_s,
-            secrets=[api_key],
-            error_message=_error_message,
             client=client,
+            error_message=_error_message,
+            official_base_url=DEFAULT_BASE_URL,
+            api_key_env=API_KEY_ENV,
+            example_base_url=DEFAULT_BASE_URL,
         )
-
-        if self.base_url == DEFAULT_BASE_URL and not api_key:
-            raise UserInputError(
-                f"missing API key for {self.model}: set the {API_KEY_ENV} environment variable "
-                "or pass api_key"
-            )
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
 
     @property
     def url(self) -> str:

@@ -172,6 +172,45 @@ class JSONPoster:
         return text
 
 
+class HTTPProvider:
+    """The base URL, key and poster that every API provider sets up the same way."""
+
+    model: str
+
+    def _connect(
+        self,
+        *,
+        base_url: str,
+        api_key: str | None,
+        timeout_s: float,
+        client: httpx.AsyncClient | None,
+        error_message: Callable[[str], str],
+        official_base_url: str,
+        api_key_env: str,
+        example_base_url: str = "http://127.0.0.1:8000/v1",
+    ) -> None:
+        """Check the base URL and build the poster; a missing key for the vendor's own URL raises."""
+        self.base_url = check_base_url(base_url, example=example_base_url)
+        self.timeout_s = timeout_s
+        self._api_key = api_key
+        self._poster = JSONPoster(
+            self.model,
+            timeout_s=timeout_s,
+            secrets=[api_key],
+            error_message=error_message,
+            client=client,
+        )
+        if self.base_url == official_base_url and not api_key:
+            raise UserInputError(
+                f"missing API key for {self.model}: set the {api_key_env} environment variable "
+                "or pass api_key"
+            )
+
+    def __repr__(self) -> str:
+        # The key is left out on purpose.
+        return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
+
+
 def warn_once(model: str, kind: str, message: str, *args: object) -> None:
     """Log `message` (its first %s is the model) once per process for this model and kind."""
     key = (kind, model)

@@ -258,7 +258,7 @@ class LlamaCppProvider:
 
         The log-probabilities are the model's own, without the grammar that a JSON schema
         adds. Consecutive generations reuse the key-value cache of their shared prompt prefix
-        (the system prompt), which llama-cpp-python tracks; label scoring in between makes
+        (the system prompt), which llama-cpp-python tracks. Label scoring in between makes
         that record stale, so the cache is reset first then.
         """
         with self._lock:

@@ -19,10 +19,9 @@ import httpx
 from shoal.errors import UserInputError
 from shoal.providers.base import Request, Response, TokenLogprob, Usage, reject_text_scoring
 from shoal.providers.http import (
-    JSONPoster,
+    HTTPProvider,
     ShapeError,
     call_api,
-    check_base_url,
     cost_or_warn,
     count,
 )
@@ -36,7 +35,7 @@ API_KEY_ENV = "OPENAI_API_KEY"
 # The largest `top_logprobs` the OpenAI API accepts. Requests with candidates ask for that many.
 CANDIDATE_TOP_LOGPROBS = 20
 
-class OpenAICompatProvider:
+class OpenAICompatProvider(HTTPProvider):
     """A provider for OpenAI's API or any host that serves the same Chat Completions format.
 
     `provider_id` is the prefix of `model` ("openai" gives "openai:gpt-4o-mini"), and
@@ -72,26 +71,16 @@ class OpenAICompatProvider:
 
         self.model_id = model_id
         self.model = f"{provider_id}:{model_id}"
-        self.base_url = check_base_url(base_url)
-        self.timeout_s = timeout_s
         self.price_provider_id = price_provider_id or provider_id
-        self._api_key = api_key
-        self._poster = JSONPoster(
-            self.model,
+        self._connect(
+            base_url=base_url,
+            api_key=api_key,
             timeout_s=timeout_s,
-            secrets=[api_key],
-            error_message=_error_message,
             client=client,
+            error_message=_error_message,
+            official_base_url=OPENAI_BASE_URL,
+            api_key_env=API_KEY_ENV,
         )
-
-        if self.base_url == OPENAI_BASE_URL and not api_key:
-            raise UserInputError(
-                f"missing API key for {self.model}: set the {API_KEY_ENV} environment variable "
-                "or pass api_key"
-            )
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
 
     async def complete(self, request: Request) -> Response:
         """Send one chat completion request and return its text, usage, logprobs and cost."""

@@ -30,7 +30,7 @@ def channel_prompt(label: str, examples: Sequence[str], text_kind: str = DEFAULT
 
 
 def scored_text(text: str) -> str:
-    """The item's text as it follows a prompt: one line, after the list marker's space."""
+    """Return the item's text as it follows a prompt: one line, after the list marker's space."""
     return " " + " ".join(text.split())
 
 

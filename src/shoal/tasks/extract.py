@@ -174,7 +174,7 @@ def nulls_from_strings(value: Any, schema: Schema) -> Any:
     """Read a top-level string "null" or "none" as JSON null where the schema allows null.
 
     Small models often write the word instead of the JSON value under a grammar that allows
-    both; the word never means a real value for the fields extraction fills.
+    both, and the word is not a real value of any field that extraction fills.
     """
     if not isinstance(value, dict):
         return value

@@ -292,8 +292,8 @@ def test_guarantee_holds_in_simulation() -> None:
 
     # Monte Carlo slack: the standard error of a rate near 0.1 over 400 draws is about 0.015.
     assert failures / draws <= delta + 0.04
-    # The procedure must not be trivially safe. Testing stops at the first non-rejection, so
-    # one error among the top items can end it; at n = 1000 about 80% of draws find one.
+    # The procedure must not be trivially safe. Testing stops at the first non-rejection, and
+    # 20% of the items only choose the start, so at n = 1000 about 70% of draws find one.
     assert found / draws > 0.6
 
 
@@ -338,13 +338,61 @@ def test_guarantee_custom_candidates() -> None:
     correct = np.array([1] * 60 + [0] * 40)
 
     result = guaranteed_threshold(
-        confidence, correct, target_accuracy=0.9, delta=0.1, candidates=[0.9, 0.4]
+        confidence, correct, target_accuracy=0.9, delta=0.1, candidates=[0.9, 0.4], start_share=0.0
     )
 
     assert result is not None
     assert result.threshold == 0.9
     assert result.accepted_count == 60
     assert result.accepted_accuracy == 1.0
+    assert (result.tested_items, result.start_items) == (100, 0)
+
+
+def test_guarantee_start_items_are_held_out() -> None:
+    rng = np.random.default_rng(15)
+    confidence, correct = _draw_calibration(rng, size=1000)
+
+    result = guaranteed_threshold(confidence, correct, target_accuracy=0.9, delta=0.1)
+
+    assert result is not None
+    assert (result.n, result.start_items, result.tested_items) == (1000, 200, 800)
+    assert result.accepted_count <= 800
+    assert "800 items that tested it" in result.statement()
+
+
+def test_guarantee_without_start_items_stops_at_the_top() -> None:
+    # With every item testing, the sequence starts at 1.0, which accepts no item, so the
+    # first test fails; the held-out start avoids exactly this.
+    rng = np.random.default_rng(16)
+    confidence, correct = _draw_calibration(rng, size=1000)
+
+    assert guaranteed_threshold(confidence, correct, 0.9, 0.1, start_share=0.0) is None
+    assert guaranteed_threshold(confidence, correct, 0.9, 0.1) is not None
+
+
+def test_guarantee_holds_over_calibration_test_splits() -> None:
+    # A fixed pool split at random into calibration and test items, 200 times: the share of
+    # splits whose accepted test accuracy falls below the target must stay near delta.
+    rng = np.random.default_rng(17)
+    pool_confidence, pool_correct = _draw_calibration(rng, size=60000)
+    target, delta, splits, calibration_size = 0.9, 0.1, 200, 1500
+    below = found = 0
+    for split in range(splits):
+        order = rng.permutation(pool_confidence.size)
+        calibration, test = order[:calibration_size], order[calibration_size:]
+        result = guaranteed_threshold(
+            pool_confidence[calibration], pool_correct[calibration], target, delta, seed=split
+        )
+        if result is None:
+            continue
+        found += 1
+        accepted = pool_confidence[test] >= result.threshold
+        if pool_correct[test][accepted].mean() < target:
+            below += 1
+
+    # Sampling slack: the standard error of a share near 0.1 over 200 splits is about 0.021.
+    assert below / splits <= delta + 0.05
+    assert found / splits > 0.6
 
 
 def test_guarantee_input_errors() -> None:

@@ -167,8 +167,10 @@ def best_threshold_within_budget(
 class GuaranteedThreshold:
     """A tier-0 threshold with a high-probability lower bound on accepted accuracy.
 
-    `accepted_share` and `accepted_accuracy` are measured on the calibration data, and
-    `p_value` is the binomial p-value that rejected "accepted accuracy < target" there.
+    `n` calibration items were given. `start_items` of them (a random share) chose where the
+    tests start, and the other `tested_items` tested the thresholds. `accepted_share`,
+    `accepted_accuracy` and `accepted_count` are measured on the tested items, and `p_value`
+    is the binomial p-value that rejected "accepted accuracy < target" there.
     """
 
     threshold: float
@@ -176,6 +178,8 @@ class GuaranteedThreshold:
     accepted_accuracy: float
     accepted_count: int
     n: int
+    tested_items: int
+    start_items: int
     delta: float
     target_accuracy: float
     p_value: float
@@ -188,12 +192,13 @@ class GuaranteedThreshold:
             f"{1 - self.delta:.4g} over the draw of the calibration data, the tier-0 answers "
             f"accepted at confidence >= {self.threshold:.6g} are correct at a rate of at least "
             f"{self.target_accuracy:.4g} "
-            f"(on the calibration data {self.accepted_share:.1%} of items were accepted, "
-            f"with accuracy {self.accepted_accuracy:.1%})."
+            f"(on the {self.tested_items} items that tested it, {self.accepted_share:.1%} were "
+            f"accepted, with accuracy {self.accepted_accuracy:.1%})."
         )
 
 
 DEFAULT_GRID = np.linspace(1.0, 0.0, 1001)
+DEFAULT_START_SHARE = 0.2
 
 
 def guaranteed_threshold(
@@ -202,18 +207,20 @@ def guaranteed_threshold(
     target_accuracy: float,
     delta: float,
     candidates: ArrayLike | None = None,
+    start_share: float = DEFAULT_START_SHARE,
+    seed: int = 0,
 ) -> GuaranteedThreshold | None:
     r"""Choose the lowest threshold whose accepted accuracy is >= target with prob. >= 1 - delta.
 
-    This is the Learn then Test (LTT) procedure with fixed-sequence testing. Let alpha = 1 - target_accuracy and, for a threshold l, let
-    R(l) = P(tier 0 is wrong | confidence >= l) on the data distribution. Each candidate
-    has the null hypothesis
+    This is Learn then Test (LTT) with fixed-sequence testing. Let alpha = 1 - target_accuracy
+    and, for a threshold l, R(l) = P(tier 0 is wrong | confidence >= l) on the data
+    distribution. Each candidate has the null hypothesis
 
         H0(l): R(l) > alpha    (accepted accuracy below target).
 
-    On the n calibration items let k(l) be the number with confidence >= l and e(l) the
-    number of errors among them. Given k(l), with i.i.d. items, e(l) ~ Binomial(k(l), R(l)),
-    so the exact binomial p-value
+    On m test items let k(l) be the number with confidence >= l and e(l) the number of errors
+    among them. Given k(l), with i.i.d. items, e(l) ~ Binomial(k(l), R(l)), so the exact
+    binomial p-value
 
         p(l) = P(Binomial(k(l), alpha) <= e(l))
 
@@ -221,35 +228,38 @@ def guaranteed_threshold(
     rate rises. Rejecting at p(l) <= delta is the same as the one-sided Clopper-Pearson
     upper bound on R(l) at level 1 - delta being <= alpha.
 
-    Fixed-sequence testing: the candidates are tested in decreasing order l_1 > l_2 > ...,
-    each at level delta, and testing stops at the first null that is not rejected. A null
-    can be rejected only if every earlier null was, so a false rejection needs the first
-    true null in the order to be rejected, which happens with probability <= delta. The
-    family-wise error rate is therefore <= delta without any multiplicity correction, and
-    the lowest rejected threshold is returned.
+    Fixed-sequence testing: the candidates are tested in a fixed decreasing order l_1 > l_2
+    > ..., each at level delta, and testing stops at the first null that is not rejected. A
+    null can be rejected only if every earlier null was, so a false rejection needs the
+    first true null in the order to be rejected, which happens with probability <= delta.
+    The family-wise error rate is therefore <= delta, and the lowest rejected threshold is
+    returned.
+
+    Where to start: the highest thresholds accept so few items that even zero errors cannot
+    reject them, and starting there would end every run at once. So a random `start_share`
+    of the items (drawn with `seed`) is set aside to choose the first candidate: the one
+    whose null the test items are most likely to reject, judged by its accepted share and
+    error rate on those items. Starting below the top loses nothing, because the lowest
+    rejected candidate is what is returned. The remaining items run the tests. The order
+    depends only on items the tests do not use, so the argument above is exact. With
+    `start_share` = 0 every item tests and the sequence starts at the highest candidate.
 
     `candidates` is the grid of thresholds, which must be chosen without looking at the
     calibration data. The default is 1001 points from 1.0 down to 0.0, and then confidence
     must lie in [0, 1].
 
-    NOTE: a candidate that accepts too few calibration items to be rejected even with zero
-    errors (k(l) < log(delta) / log(1 - alpha)) is skipped instead of ending the sequence.
-    Otherwise the few items above the top thresholds would stop every run and return None.
-    Which candidates are skipped depends on the confidence values, so the argument above is
-    not exact for this rule. The simulation test in tests/test_calibration.py checks that the
-    error rate stays within delta for a smooth confidence distribution.
-
     Because testing stops at the first non-rejection, a few errors among the
-    highest-confidence items can end the sequence early. More calibration data makes this
-    less likely.
+    highest-confidence test items can end the sequence early. More data makes this rarer.
 
-    Returns None when the first tested null is not rejected, for example when the target
-    is unreachable, the data are too few, or target_accuracy is 1.
+    Returns None when the first tested null is not rejected: for example when the target is
+    unreachable, the data are too few, or target_accuracy is 1.
     """
     if not 0.0 < target_accuracy <= 1.0:
         raise ValueError(f"target_accuracy must be in (0, 1], got {target_accuracy!r}")
     if not 0.0 < delta < 1.0:
         raise ValueError(f"delta must be in (0, 1), got {delta!r}")
+    if not 0.0 <= start_share < 1.0:
+        raise ValueError(f"start_share must be in [0, 1), got {start_share!r}")
     right = as_correct(correct0, "correct0")
     if candidates is None:
         scores = as_probabilities(confidence, "confidence")
@@ -267,36 +277,78 @@ def guaranteed_threshold(
     if size < 2:
         raise ValueError(f"at least 2 calibration items are needed, got {size}")
 
-    order = np.argsort(-scores, kind="stable")
-    prefix_errors = np.concatenate(([0], np.cumsum(1 - right[order])))
-    ascending = scores[order][::-1]
-    accepted_counts = size - np.searchsorted(ascending, grid, side="left")
-    error_counts = prefix_errors[accepted_counts]
     alpha = 1.0 - target_accuracy
-    p_values = np.where(
-        accepted_counts > 0, binom.cdf(error_counts, accepted_counts, alpha), 1.0
-    )
+    start_count = round(start_share * size)
+    order = np.random.default_rng(seed).permutation(size)
+    start_rows, test_rows = order[:start_count], order[start_count:]
+    test_size = test_rows.size
+    if test_size == 0:
+        raise ValueError(f"start_share {start_share} leaves no item of {size} to test with")
+    first = 0
+    if start_count > 0:
+        power = _rejection_power(
+            scores[start_rows], right[start_rows], grid, test_size, alpha, delta
+        )
+        # The most likely rejection, the highest such candidate on ties. Starting lower than
+        # the top loses nothing, because the lowest rejected candidate is returned anyway.
+        first = int(np.argmax(power))
 
-    # With k accepted items and no errors the p-value is (1 - alpha) ** k, so a candidate with
-    # fewer than min_count items can never be rejected and is skipped (see the NOTE above).
-    min_count = 1 if alpha == 0.0 else max(1, math.ceil(math.log(delta) / math.log1p(-alpha)))
-    tested = accepted_counts >= min_count
+    counts, errors = _accepted_counts(scores[test_rows], right[test_rows], grid)
+    p_values = np.where(counts > 0, binom.cdf(errors, counts, alpha), 1.0)
     last_rejected: int | None = None
-    for index in np.flatnonzero(tested):
+    for index in range(first, grid.size):
         if p_values[index] > delta:
             break
-        last_rejected = int(index)
+        last_rejected = index
     if last_rejected is None:
         return None
 
-    count = int(accepted_counts[last_rejected])
+    count = int(counts[last_rejected])
     return GuaranteedThreshold(
         threshold=float(grid[last_rejected]),
-        accepted_share=count / size,
-        accepted_accuracy=1.0 - int(error_counts[last_rejected]) / count,
+        accepted_share=count / test_size,
+        accepted_accuracy=1.0 - int(errors[last_rejected]) / count,
         accepted_count=count,
         n=size,
+        tested_items=int(test_size),
+        start_items=start_count,
         delta=float(delta),
         target_accuracy=float(target_accuracy),
         p_value=float(p_values[last_rejected]),
     )
+
+
+def _accepted_counts(
+    scores: NDArray[np.float64], right: NDArray[np.int64], grid: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Return, per threshold of `grid`, the items with score >= it and the errors among them."""
+    order = np.argsort(-scores, kind="stable")
+    prefix_errors = np.concatenate(([0], np.cumsum(1 - right[order])))
+    ascending = scores[order][::-1]
+    counts = scores.shape[0] - np.searchsorted(ascending, grid, side="left")
+    return counts, prefix_errors[counts]
+
+
+def _rejection_power(
+    scores: NDArray[np.float64],
+    right: NDArray[np.int64],
+    grid: NDArray[np.float64],
+    test_size: int,
+    alpha: float,
+    delta: float,
+) -> NDArray[np.float64]:
+    """Estimate, per candidate, the chance that `test_size` test items reject its null.
+
+    The start items give the share of items each candidate accepts and the error rate among
+    them. The error rate is the posterior mean under a Jeffreys prior, so zero observed errors
+    do not count as a zero rate. A null is rejected when the test errors are at most the
+    largest count whose binomial p-value is <= delta.
+    """
+    counts, errors = _accepted_counts(scores, right, grid)
+    expected = np.round(counts * (test_size / scores.shape[0])).astype(np.int64)
+    error_rate = (errors + 0.5) / (counts + 1.0)
+    # binom.ppf gives the smallest e with cdf(e) >= delta, so step back when cdf(e) > delta.
+    critical = binom.ppf(delta, expected, alpha)
+    critical = np.where(binom.cdf(critical, expected, alpha) > delta, critical - 1, critical)
+    power = np.where(critical >= 0, binom.cdf(critical, expected, error_rate), 0.0)
+    return np.where(counts > 0, power, 0.0)

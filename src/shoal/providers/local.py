@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from shoal.errors import UserInputError, WeightsError
 from shoal.pricing import DEFAULT_MACHINE, MachinePrice, compute_cost
 from shoal.providers.base import Message, Request, Response, TokenLogprob, Usage
+from shoal.providers.llama_params import load_params, use_extra_buffers
 
 logger = logging.getLogger("shoal.providers.local")
 
@@ -85,14 +86,15 @@ class LlamaCppProvider:
 
         started = time.perf_counter()
         try:
-            self._llama = Llama(
-                model_path=str(self.model_path),
-                n_ctx=self.n_ctx,
-                n_threads=self.n_threads,
-                n_threads_batch=self.n_threads,
-                logits_all=False,
-                verbose=False,
-            )
+            with load_params(extra_buffers=use_extra_buffers()):
+                self._llama = Llama(
+                    model_path=str(self.model_path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    n_threads_batch=self.n_threads,
+                    logits_all=False,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
             raise WeightsError(
                 f"llama.cpp cannot load {self.model_path} for {self.model}: {exc}; "

@@ -9,6 +9,7 @@ import pytest
 from rich.console import Console
 
 from shoal.evaluate.summary import ConfigSummary, EscalationSummary
+from shoal.pricing.money import format_usd
 from shoal.report.plot import pareto_front, plot_pareto
 from shoal.report.table import (
     format_accuracy_per_dollar,
@@ -17,7 +18,6 @@ from shoal.report.table import (
     render_escalations,
     render_table,
 )
-from shoal.pricing.money import format_usd
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ENCODER = "encoder:minilm"
@@ -167,7 +167,7 @@ def test_format_usd_significant_digits() -> None:
     assert format_usd(Decimal("0.0001234567")) == "0.000123"
     assert format_usd(Decimal("1E-7")) == "0.000000100"
     assert format_usd(Decimal("0.42")) == "0.420"
-    assert format_usd(Decimal("0")) == "0"
+    assert format_usd(Decimal(0)) == "0"
     assert format_usd(Decimal("3.456")) == "3.46"
     assert format_usd(Decimal("1234.5")) == "1,234.50"
 

@@ -14,10 +14,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from shoal.calibrate_command import calibrate_command
 from shoal.catalogue.command import models_command
 from shoal.config import apply_config_file
 from shoal.errors import ShoalError, UserInputError
 from shoal.pricing.compute import MachinePrice
+from shoal.simulate.command import simulate_command
 
 app = typer.Typer(
     add_completion=False,
@@ -104,6 +106,7 @@ def bench(
     max_cost: Annotated[str | None, typer.Option(help="Spending cap in USD for the whole run; it stops cleanly, records kept, before a call could cross it.")] = None,
     cache: Annotated[bool, typer.Option(help="Answer repeated API requests from the response cache on disk, at no cost (local models are never cached).")] = True,
     download: Annotated[bool, typer.Option(help="Download missing weights from the Hugging Face hub (needs network and the hub extra of shoal).")] = False,
+    thresholds: Annotated[Path | None, typer.Option(help="A thresholds file from `shoal calibrate`: the cascade uses its tier-0 threshold and model weight instead of fitting them on dev. Its models must be --encoder and the single --escalate model.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random sample.")] = 0,
     output: Annotated[Path | None, typer.Option(help="Folder for records.jsonl, summary.json, fit.json and the plot.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")] = False,
@@ -122,6 +125,8 @@ def bench(
         if machine_usd_per_hour is not None
         else machine_from_env()
     )
+    if task == "extract" and thresholds is not None:
+        raise UserInputError("--thresholds applies only to --task classify; drop it for extract")
     if task == "extract":
         _bench_extract(escalate, intent, output, max_cost, machine)
         return
@@ -143,6 +148,7 @@ def bench(
         seed=seed, machine=machine, allow_download=download, output=output,
         max_cost=parse_max_cost(max_cost) if max_cost is not None else None,
         cache_path=default_cache_dir() / "responses.sqlite" if cache else None,
+        thresholds=thresholds,
     )
     bench_data = load_bench_data(
         data, train_data=train_data, dev_data=dev_data, test_data=test_data,
@@ -217,6 +223,8 @@ def eval_command(
 
 
 app.command("models")(models_command)
+app.command("calibrate")(calibrate_command)
+app.command("simulate")(simulate_command)
 
 
 def _configure_logging(verbose: bool) -> None:

@@ -10,28 +10,39 @@ Known providers:
   GEMINI_BASE_URL);
 - `<host>:<model id>` for each OpenAI-compatible host in shoal.catalogue.hosts.HOSTS (mistral,
   deepseek, groq, together, openrouter, fireworks, and the self-hosted vllm, ollama and
-  llamacpp-server), configured with the host's `<HOST>_API_KEY` and `<HOST>_BASE_URL`.
+  llamacpp-server), configured with the host's `<HOST>_API_KEY` and `<HOST>_BASE_URL`;
+- `replay:<model>`: the responses and costs that model has logged, read from the logged outcomes
+  at SHOAL_REPLAY (a RouterBench-style CSV file, a folder of them, or a shoal records.jsonl).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shoal.catalogue.hosts import HOSTS, KNOWN_PROVIDERS, Host, canonical_provider
+from shoal.catalogue.hosts import (
+    HOSTS,
+    KNOWN_PROVIDERS,
+    REPLAY_PROVIDER,
+    Host,
+    canonical_provider,
+)
 from shoal.errors import ModelNotFoundError, UserInputError
 from shoal.pricing import DEFAULT_MACHINE, MachinePrice
 from shoal.providers.encoder import EncoderClassifier, SentenceEncoder
 from shoal.providers.local import LlamaCppProvider
 from shoal.providers.openai_compat import API_KEY_ENV, BASE_URL_ENV, OpenAICompatProvider
+from shoal.providers.replay import ReplayProvider
 from shoal.weights import REGISTRY, resolve_weights
 
 if TYPE_CHECKING:
     from shoal.providers.anthropic import AnthropicProvider
     from shoal.providers.gemini import GeminiProvider
+    from shoal.simulate.outcomes import LoggedOutcomes
 
 logger = logging.getLogger("shoal.models")
 
@@ -39,6 +50,7 @@ logger = logging.getLogger("shoal.models")
 PROVIDERS = KNOWN_PROVIDERS
 ENCODERS = {"minilm": "minilm-int8"}
 LOCAL_MODELS = ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+REPLAY_ENV = "SHOAL_REPLAY"
 
 
 @dataclass(frozen=True)
@@ -97,11 +109,12 @@ def load_provider(
     *,
     machine: MachinePrice = DEFAULT_MACHINE,
     allow_download: bool = False,
-) -> LlamaCppProvider | OpenAICompatProvider | AnthropicProvider | GeminiProvider:
+) -> LlamaCppProvider | OpenAICompatProvider | AnthropicProvider | GeminiProvider | ReplayProvider:
     """Return the provider for a generative model name, e.g. `local:...`, `groq:...`.
 
     Building a provider sends no request: API providers only read their base URL and key from
     the environment. A missing key raises UserInputError naming its environment variable.
+    A `replay:` model reads the logs at SHOAL_REPLAY (once per path in a process).
     """
     parsed = parse_model(name)
     if parsed.provider == "local":
@@ -119,6 +132,8 @@ def load_provider(
         return _load_gemini(name, parsed)
     if parsed.provider in HOSTS:
         return _load_host(name, parsed, HOSTS[parsed.provider])
+    if parsed.provider == REPLAY_PROVIDER:
+        return _load_replay(name, parsed)
     raise ModelNotFoundError(
         f"{name!r} cannot be an escalation tier; use a generative model, e.g. "
         "local:qwen2.5-coder-1.5b or openai:gpt-4o-mini (providers: "
@@ -169,6 +184,45 @@ def _load_gemini(name: str, parsed: ModelName) -> GeminiProvider:
             f"{gemini.BASE_URL_ENV} for a host other than {gemini.DEFAULT_BASE_URL})"
         )
     return gemini.GeminiProvider(parsed.model_id)
+
+
+def _load_replay(name: str, parsed: ModelName) -> ReplayProvider:
+    value = os.environ.get(REPLAY_ENV, "").strip()
+    if not value:
+        raise UserInputError(
+            f"{name} replays logged responses: set {REPLAY_ENV} to a RouterBench-style CSV "
+            "file, a folder of them, or a shoal records.jsonl file"
+        )
+    path = Path(value).expanduser().resolve()
+    if not path.exists():
+        raise UserInputError(
+            f"{REPLAY_ENV}={value} not found; set it to an existing CSV file, folder of CSV "
+            "files or records.jsonl file"
+        )
+    return ReplayProvider(_replay_logs(str(path)), parsed.model_id)
+
+
+@functools.cache
+def _replay_logs(path: str) -> tuple[LoggedOutcomes, ...]:
+    """Load the logged outcomes at `path`, cached so each file is read once per process."""
+    # Imported here, so the log loaders are imported only when a replay model is used.
+    from shoal.simulate.outcomes import (
+        load_routerbench,
+        load_routerbench_dir,
+        load_shoal_records,
+    )
+
+    logs = Path(path)
+    if logs.is_dir():
+        return tuple(load_routerbench_dir(logs))
+    if logs.suffix == ".csv":
+        return (load_routerbench(logs),)
+    if logs.suffix == ".jsonl":
+        return (load_shoal_records(logs),)
+    raise UserInputError(
+        f"{REPLAY_ENV}={path} is neither a folder, a .csv file nor a .jsonl file; set it to a "
+        "RouterBench-style CSV file, a folder of them, or a shoal records.jsonl file"
+    )
 
 
 def _load_local(

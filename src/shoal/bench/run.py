@@ -17,6 +17,7 @@ from shoal.bench.data import BenchData
 from shoal.bench.fitting import ChainFit, fit_chain
 from shoal.bench.memo import MemoProvider
 from shoal.bench.progress import Progress, SilentProgress
+from shoal.calibration.saved import SavedThresholds, cascade_from_thresholds, load_thresholds
 from shoal.calls import Budget, CachedProvider, GuardedProvider, ResponseCache
 from shoal.cascade.core import ALWAYS_ESCALATE, Cascade, CascadeOutcome, Tier
 from shoal.errors import BudgetExceededError, UserInputError
@@ -60,6 +61,7 @@ class BenchOptions:
     text_kind: str | None = None  # names the texts in channel prompts; None: the data's own
     max_cost: Decimal | None = None  # the run's spending cap in USD; None: no cap
     cache_path: Path | None = None  # response cache of API models; None: no cache
+    thresholds: Path | None = None  # a `shoal calibrate` file used instead of the dev fit
 
 
 @dataclass
@@ -75,6 +77,7 @@ class BenchResult:
     fit_path: Path | None
     spent_usd: Decimal | None = None  # settled spend against the cap, when one was set
     stopped: str | None = None  # why the run stopped early (the budget), or None
+    thresholds: SavedThresholds | None = None  # the loaded --thresholds file, if any
 
 
 def _record(
@@ -160,6 +163,7 @@ async def run_bench(
     data: BenchData, options: BenchOptions, progress: Progress | None = None
 ) -> BenchResult:
     progress = progress or SilentProgress()
+    saved = _saved_thresholds(options)
     output = options.output or Path(tempfile.mkdtemp(prefix="shoal-bench-"))
     output.mkdir(parents=True, exist_ok=True)
     records_path = output / "records.jsonl"
@@ -181,12 +185,14 @@ async def run_bench(
     fit = None
     stopped = None
     try:
-        if steps:
+        if steps and saved is None:
             fit = await fit_chain(
                 encoder_step, steps, data.dev,
                 pool_share=options.pool_share, tolerance=options.tolerance, progress=progress,
             )
-        await _evaluate_configs(data, options, encoder_step, steps, fit, records_path, progress)
+        await _evaluate_configs(
+            data, options, encoder_step, steps, fit, saved, records_path, progress
+        )
     except BudgetExceededError as exc:
         # Every finished item is already in the run record; the summary covers those.
         stopped = str(exc)
@@ -210,8 +216,17 @@ async def run_bench(
         data=data, options=options, n_train=len(train), fit=fit, summaries=summaries,
         records_path=records_path, summary_path=summary_path, plot_path=plot_path,
         fit_path=fit_path, spent_usd=budget.spent if budget is not None else None,
-        stopped=stopped,
+        stopped=stopped, thresholds=saved,
     )
+
+
+def _saved_thresholds(options: BenchOptions) -> SavedThresholds | None:
+    """Load --thresholds and check its models now, before any model is loaded."""
+    if options.thresholds is None:
+        return None
+    saved = load_thresholds(options.thresholds)
+    saved.check_models(options.encoder, options.escalate, options.thresholds)
+    return saved
 
 
 async def _evaluate_configs(
@@ -220,10 +235,14 @@ async def _evaluate_configs(
     encoder_step: EncoderStep,
     steps: list[CandidateStep],
     fit: ChainFit | None,
+    saved: SavedThresholds | None,
     records_path: Path,
     progress: Progress,
 ) -> None:
-    """Evaluate tier 0, each escalation model alone, then the fitted cascade, on test."""
+    """Evaluate tier 0, each escalation model alone, then the cascade, on test.
+
+    The cascade uses the saved thresholds when given, else the dev fit.
+    """
     all_items = list(range(len(data.test)))
     with RunRecordWriter(records_path) as writer:
         await _evaluate(
@@ -239,14 +258,19 @@ async def _evaluate_configs(
             )
             single = Cascade([Tier(encoder_step, ALWAYS_ESCALATE), Tier(step)])
             await _evaluate(step.model, single, data.test, subsample, writer, progress, note)
-        if fit is not None:
+        cascade = None
+        if saved is not None:
+            cascade = cascade_from_thresholds(saved, encoder_step, steps[0], options.thresholds)
+        elif fit is not None:
             tiers = [Tier(encoder_step, fit.thresholds.thresholds[0])]
             tiers += [
                 Tier(step, fit.thresholds.thresholds[i + 1] if i + 1 < len(steps) else None)
                 for i, step in enumerate(steps)
             ]
-            note = " -> ".join(t.step.model for t in tiers)
-            await _evaluate(CASCADE, Cascade(tiers), data.test, all_items, writer, progress, note)
+            cascade = Cascade(tiers)
+        if cascade is not None:
+            note = " -> ".join(cascade.models)
+            await _evaluate(CASCADE, cascade, data.test, all_items, writer, progress, note)
 
 
 def _describe(step: CandidateStep) -> str:

@@ -67,8 +67,17 @@ class RichProgress:
 
 
 def verdict(result: BenchResult) -> str:
-    """Say whether escalation paid on dev, and so whether the cascade escalates at all."""
+    """Say whether escalation paid on dev, and so whether the cascade escalates at all.
+
+    With a saved thresholds file there was no dev fit, so the sentence names the file instead.
+    """
     fit = result.fit
+    saved = result.thresholds
+    if saved is not None:
+        return (
+            f"The cascade used the saved tier 0 threshold {saved.threshold:.3f} from "
+            f"{result.options.thresholds} (chosen by {saved.method.name}); nothing was fitted on dev."
+        )
     if fit is None:
         return "No escalation tier: only tier 0 was evaluated."
     thresholds = fit.thresholds

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike, NDArray
@@ -96,14 +97,10 @@ def expected_calibration_error(
     return weighted_gap / total
 
 
-def plot_reliability(
-    confidence: ArrayLike,
-    correct: ArrayLike,
-    path: str | Path,
-    title: str = "Reliability diagram",
-    bins: int = 15,
-) -> Path:
-    """Write a reliability diagram to `path` as PNG and return the path.
+def draw_reliability(
+    axes: Axes, confidence: ArrayLike, correct: ArrayLike, title: str, bins: int = 15
+) -> None:
+    """Draw a reliability diagram on `axes`.
 
     Each non-empty bin is a bar whose height is the bin's accuracy, labelled with its item
     count, and a marker at its mean confidence. The dashed diagonal is perfect calibration.
@@ -111,17 +108,13 @@ def plot_reliability(
     reliability = reliability_bins(confidence, correct, bins)
     ece = expected_calibration_error(confidence, correct, bins)
     filled = [item for item in reliability if item.count > 0]
-    width = 1.0 / bins
-
-    figure = Figure(figsize=(6.0, 6.0), dpi=100)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot(1, 1, 1)
-    axes.plot([0.0, 1.0], [0.0, 1.0], linestyle="--", color="grey", label="perfect calibration")
-    centres = [(item.lower + item.upper) / 2 for item in filled]
     accuracies = [item.accuracy for item in filled]
+
+    axes.plot([0.0, 1.0], [0.0, 1.0], linestyle="--", color="grey", label="perfect calibration")
     bars = axes.bar(
-        centres, accuracies, width=width * 0.9, color="tab:blue", alpha=0.7,
-        edgecolor="black", label=f"accuracy per bin (ECE = {ece:.3f})",
+        [(item.lower + item.upper) / 2 for item in filled], accuracies, width=0.9 / bins,
+        color="tab:blue", alpha=0.7, edgecolor="black",
+        label=f"accuracy per bin (ECE = {ece:.3f})",
     )
     axes.bar_label(bars, labels=[f"n={item.count}" for item in filled], fontsize=7, padding=2)
     axes.scatter(
@@ -135,6 +128,36 @@ def plot_reliability(
     axes.set_title(title)
     axes.legend(loc="upper left", fontsize=8)
 
+
+def plot_reliability(
+    confidence: ArrayLike,
+    correct: ArrayLike,
+    path: str | Path,
+    title: str = "Reliability diagram",
+    bins: int = 15,
+) -> Path:
+    """Write a reliability diagram (see `draw_reliability`) to `path` as PNG and return the path."""
+    figure = Figure(figsize=(6.0, 6.0), dpi=100)
+    FigureCanvasAgg(figure)
+    draw_reliability(figure.add_subplot(1, 1, 1), confidence, correct, title, bins)
     output = Path(path)
     figure.savefig(output, format="png")
     return output
+
+
+# A panel of `plot_reliability_panels`: its title, the confidences and whether each was correct.
+Panel = tuple[str, NDArray[np.float64], NDArray[np.bool_]]
+
+
+def plot_reliability_panels(panels: list[Panel], path: Path, bins: int = 15) -> Path:
+    """Write one reliability diagram per panel, left to right, to `path` as PNG.
+
+    `shoal calibrate` draws tier-0 confidence before and after calibration side by side.
+    """
+    figure = Figure(figsize=(6.0 * len(panels), 6.0), dpi=100)
+    FigureCanvasAgg(figure)
+    for index, (title, confidence, correct) in enumerate(panels, start=1):
+        draw_reliability(figure.add_subplot(1, len(panels), index), confidence, correct, title, bins)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    return path

@@ -65,6 +65,8 @@ HOSTS: dict[str, Host] = {
 # Providers with their own wire format, and the alias that names one of them.
 NATIVE_PROVIDERS = ("anthropic", "google")
 PROVIDER_ALIASES = {"gemini": "google"}
+# Replays a model's logged responses and costs (shoal.providers.replay); it calls no host.
+REPLAY_PROVIDER = "replay"
 
 # Every provider prefix a model name may start with, in the order error messages list them.
 KNOWN_PROVIDERS: tuple[str, ...] = (
@@ -74,6 +76,7 @@ KNOWN_PROVIDERS: tuple[str, ...] = (
     *NATIVE_PROVIDERS,
     *PROVIDER_ALIASES,
     *sorted(name for name in HOSTS if name != "openai"),
+    REPLAY_PROVIDER,
 )
 
 

@@ -58,11 +58,11 @@ def plot_pareto(summaries: Sequence[ConfigSummary], path: Path, title: str) -> N
     figure = Figure(figsize=(8, 5.5), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    _set_cost_scale(axes, [cost for cost, _ in points])
+    set_cost_scale(axes, [cost for cost, _ in points])
     _draw_points(axes, summaries, points, front)
     axes.set_xlabel("$ per 1,000 items")
     axes.set_ylabel("accuracy")
-    axes.set_title(_plain_text(title))
+    axes.set_title(plain_text(title))
     axes.margins(x=0.15, y=0.1)  # room for the config labels right of and above the points
     axes.grid(True, alpha=0.3)
     # Below the axes, so the legend never hides a point or its label.
@@ -74,7 +74,7 @@ def plot_pareto(summaries: Sequence[ConfigSummary], path: Path, title: str) -> N
     logger.info("wrote the accuracy/cost plot of %d configs to %s", len(summaries), path)
 
 
-def _set_cost_scale(axes: Axes, costs: list[float]) -> None:
+def set_cost_scale(axes: Axes, costs: list[float]) -> None:
     """Pick a log x axis when positive costs span more than LOG_SCALE_SPAN, else a linear one.
 
     A log axis cannot show a cost of 0, so with a zero cost present the axis is symlog, linear
@@ -111,11 +111,11 @@ def _draw_points(
         )
     for summary, (cost, accuracy) in zip(summaries, points):
         axes.annotate(
-            _plain_text(summary.config), (cost, accuracy),
+            plain_text(summary.config), (cost, accuracy),
             xytext=(6, 6), textcoords="offset points", fontsize=8,
         )
 
 
-def _plain_text(text: str) -> str:
+def plain_text(text: str) -> str:
     """Escape "$" so that matplotlib draws it instead of starting math text."""
     return text.replace("$", r"\$")

@@ -10,10 +10,13 @@ from shoal.simulate.outcomes import (
     load_routerbench_dir,
     load_shoal_records,
 )
+from shoal.simulate.sweep import SweepResult, cascade_sweep
 
 __all__ = [
     "LoggedOutcomes",
     "Price",
+    "SweepResult",
+    "cascade_sweep",
     "load_llmrouter",
     "load_routellm",
     "load_routellm_dir",

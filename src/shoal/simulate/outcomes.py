@@ -111,15 +111,17 @@ class LoggedOutcomes:
     def complete(self) -> LoggedOutcomes:
         """Return a copy without the items that lack a score for any model."""
         keep = np.flatnonzero(~np.isnan(self.scores).any(axis=1))
-        return self._take_items(keep)
+        return self.take(keep)
 
-    def _take_items(self, rows: np.ndarray) -> LoggedOutcomes:
+    def take(self, rows: Sequence[int] | np.ndarray, split: str | None = None) -> LoggedOutcomes:
+        """Return a copy with only the items at `rows`, renamed to `split` when given."""
+        rows = np.asarray(rows, dtype=int)
         responses = None
         if self.responses is not None:
             responses = [list(self.responses[row]) for row in rows]
         return LoggedOutcomes(
             task=self.task,
-            split=self.split,
+            split=self.split if split is None else split,
             item_ids=[self.item_ids[row] for row in rows],
             prompts=[self.prompts[row] for row in rows],
             models=list(self.models),

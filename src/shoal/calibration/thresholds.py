@@ -199,6 +199,9 @@ class GuaranteedThreshold:
 
 DEFAULT_GRID = np.linspace(1.0, 0.0, 1001)
 DEFAULT_START_SHARE = 0.2
+# Testing starts at the highest candidate whose estimated chance of rejection is at least this
+# share of the best candidate's.
+START_POWER_SHARE = 0.9
 
 
 def guaranteed_threshold(
@@ -237,10 +240,10 @@ def guaranteed_threshold(
 
     Where to start: the highest thresholds accept so few items that even zero errors cannot
     reject them, and starting there would end every run at once. So a random `start_share`
-    of the items (drawn with `seed`) is set aside to choose the first candidate: the one
-    whose null the test items are most likely to reject, judged by its accepted share and
-    error rate on those items. Starting below the top loses nothing, because the lowest
-    rejected candidate is what is returned. The remaining items run the tests. The order
+    of the items (drawn with `seed`) is set aside to choose the first candidate: the highest
+    one whose null the test items are nearly as likely to reject as the likeliest one's,
+    judged by its accepted share and error rate on those items. Starting below the top
+    loses nothing, because the lowest rejected candidate is what is returned. The remaining items run the tests. The order
     depends only on items the tests do not use, so the argument above is exact. With
     `start_share` = 0 every item tests and the sequence starts at the highest candidate.
 
@@ -289,9 +292,10 @@ def guaranteed_threshold(
         power = _rejection_power(
             scores[start_rows], right[start_rows], grid, test_size, alpha, delta
         )
-        # The most likely rejection, the highest such candidate on ties. Starting lower than
-        # the top loses nothing, because the lowest rejected candidate is returned anyway.
-        first = int(np.argmax(power))
+        # The highest candidate nearly as likely to be rejected as the likeliest one. The
+        # estimates grow as long as the few start items show no error, so the likeliest
+        # one alone would often start too low.
+        first = int(np.flatnonzero(power >= START_POWER_SHARE * power.max())[0])
 
     counts, errors = _accepted_counts(scores[test_rows], right[test_rows], grid)
     p_values = np.where(counts > 0, binom.cdf(errors, counts, alpha), 1.0)

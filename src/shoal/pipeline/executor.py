@@ -2,7 +2,8 @@
 
 A step starts as soon as every step in its `after` list has finished, so steps without
 an edge between them run concurrently. A route step starts the specialist it picks when it
-finishes; the other specialists never run. A step whose `after` step failed is skipped.
+finishes; the other specialists never run, and none runs for a label routed to null. A
+step whose `after` step failed is skipped.
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ from shoal.pipeline.trace import ItemTrace, StepRecord
 
 
 def choose_route(spec: StepSpec, record: StepRecord) -> tuple[str | None, str]:
-    """Return the step a route step sends the item to (None: none), and the reason."""
+    """Return the step a route step sends the item to, and the reason.
+
+    The step is None when the label is routed to null, which makes the label final, and
+    when the step fails or its label has no route and there is no `fallback_step`.
+    """
     if record.status != "ok":
         return spec.fallback_step, "failed"
     confidence = record.confidence if record.confidence is not None else 0.0

@@ -67,7 +67,11 @@ def _check_references(steps: Mapping[str, StepSpec]) -> None:
         references: list[tuple[tuple[str | int, ...], str]] = [
             (("after", index), dependency) for index, dependency in enumerate(step.after)
         ]
-        references += [(("routes", label), target) for label, target in (step.routes or {}).items()]
+        references += [
+            (("routes", label), target)
+            for label, target in (step.routes or {}).items()
+            if target is not None  # a null route: the route step's label is final
+        ]
         if step.fallback_step is not None:
             references.append((("fallback_step",), step.fallback_step))
         for key, target in references:

@@ -71,7 +71,12 @@ class StepSpec(BaseModel):
 
     A route step sends the item to one specialist: `routes[label]` when its confidence
     reaches `threshold`, else `fallback_step`. A route step that fails, or predicts a label
-    without a route, also sends the item to `fallback_step`.
+    without a route, also sends the item to `fallback_step`. A label routed to null sends the
+    item nowhere, so the route step's label is the item's final label (such as "out of
+    scope").
+
+    `gold` names the dataset column that the step's prediction is scored against, and that
+    trains an encoder model on the step (see `shoal.pipeline.train`).
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -87,9 +92,10 @@ class StepSpec(BaseModel):
     fallback: StrictStr | None = None
     input: StrictStr = Field(default="text", min_length=1)
     after: list[StrictStr] = Field(default_factory=list)
-    routes: dict[StrictStr, StrictStr] | None = None
+    routes: dict[StrictStr, StrictStr | None] | None = None
     threshold: StrictFloat | None = Field(default=None, ge=0.0, le=1.0)
     fallback_step: StrictStr | None = None
+    gold: StrictStr | None = Field(default=None, min_length=1)
 
     @field_validator("model", "fallback")
     @classmethod
@@ -133,7 +139,7 @@ class StepSpec(BaseModel):
     @property
     def specialists(self) -> list[str]:
         """Return the steps a route step may send an item to, without repeats."""
-        targets = list((self.routes or {}).values())
+        targets = [target for target in (self.routes or {}).values() if target is not None]
         if self.fallback_step is not None:
             targets.append(self.fallback_step)
         return list(dict.fromkeys(targets))

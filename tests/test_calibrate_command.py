@@ -659,3 +659,22 @@ def test_cli_bench_thresholds_mismatch(bench_run: BenchRun, tmp_path: Path) -> N
     assert completed.stderr.startswith("error: thresholds file")
     assert "cannot be used for the cascade encoder:minilm;" in completed.stderr
     assert completed.stderr.count("\n") == 1
+
+
+def test_output_folder_gets_thresholds_file(bench_run: BenchRun, tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+
+    calibrate_json(bench_run.folder, "--target", "0.85", "--output", str(folder))
+
+    assert load_thresholds(folder / "thresholds.json").method.name == "target"
+
+
+def test_unwritable_output_is_one_line_error(bench_run: BenchRun, tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+
+    result = calibrate(str(bench_run.folder), "--target", "0.85", "--output", str(blocker / "t.json"))
+
+    assert isinstance(result.exception, UserInputError)
+    assert "cannot write the thresholds file" in str(result.exception)

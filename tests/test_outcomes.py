@@ -22,6 +22,7 @@ from shoal.simulate.outcomes import (
     load_routerbench,
     load_routerbench_dir,
     load_shoal_records,
+    load_shoal_records_per_model,
 )
 
 DATA = shared_data_dir()
@@ -266,13 +267,13 @@ def record(config: str, item: int, correct: bool, cost: str) -> dict[str, object
 
 def test_shoal_records_aligned(tmp_path: Path) -> None:
     path = write_records(tmp_path / "banking77" / "records.jsonl", [
-        record("encoder", 1, False, "0.0000001"),
-        record("encoder", 0, True, "0.0000001"),
-        record("llm", 0, True, "0.0012"),
-        record("llm", 1, True, "0.0013"),
+        record("encoder:minilm", 1, False, "0.0000001"),
+        record("encoder:minilm", 0, True, "0.0000001"),
+        record("local:llm", 0, True, "0.0012"),
+        record("local:llm", 1, True, "0.0013"),
     ])
     outcomes = load_shoal_records(path)
-    assert outcomes.models == ["encoder", "llm"]
+    assert outcomes.models == ["encoder:minilm", "local:llm"]
     assert outcomes.item_ids == ["0", "1"]
     assert outcomes.prompts == ["text 0", "text 1"]
     assert outcomes.task == "banking77"
@@ -284,22 +285,22 @@ def test_shoal_records_aligned(tmp_path: Path) -> None:
 
 def test_shoal_records_drop_unshared_items(tmp_path: Path) -> None:
     path = write_records(tmp_path / "records.jsonl", [
-        record("encoder", 0, True, "0.0000001"),
-        record("encoder", 1, True, "0.0000001"),
-        record("encoder", 2, False, "0.0000001"),
-        record("llm", 0, True, "0.001"),
-        record("llm", 2, True, "0.001"),
+        record("encoder:minilm", 0, True, "0.0000001"),
+        record("encoder:minilm", 1, True, "0.0000001"),
+        record("encoder:minilm", 2, False, "0.0000001"),
+        record("local:llm", 0, True, "0.001"),
+        record("local:llm", 2, True, "0.001"),
     ])
     outcomes = load_shoal_records(path)
     assert outcomes.item_ids == ["0", "2"]
     assert len(outcomes.notes) == 1
-    assert "dropped 1 of 3 items" in outcomes.notes[0]
+    assert "kept the 2 of 3 items" in outcomes.notes[0]
 
 
 def test_shoal_records_last_duplicate_wins(tmp_path: Path) -> None:
     path = write_records(tmp_path / "records.jsonl", [
-        record("llm", 0, False, "0.001"),
-        record("llm", 0, True, "0.002"),
+        record("local:llm", 0, False, "0.001"),
+        record("local:llm", 0, True, "0.002"),
     ])
     outcomes = load_shoal_records(path)
     assert outcomes.scores.tolist() == [[1.0]]
@@ -308,15 +309,15 @@ def test_shoal_records_last_duplicate_wins(tmp_path: Path) -> None:
 
 def test_shoal_records_no_shared_item(tmp_path: Path) -> None:
     path = write_records(tmp_path / "records.jsonl", [
-        record("encoder", 0, True, "0.0000001"),
-        record("llm", 1, True, "0.001"),
+        record("encoder:minilm", 0, True, "0.0000001"),
+        record("local:llm", 1, True, "0.001"),
     ])
     with pytest.raises(DatasetError, match="no item that every config"):
         load_shoal_records(path)
 
 
 def test_shoal_records_missing_field(tmp_path: Path) -> None:
-    broken = record("llm", 0, True, "0.001")
+    broken = record("local:llm", 0, True, "0.001")
     del broken["cost_usd"]
     path = write_records(tmp_path / "records.jsonl", [broken])
     with pytest.raises(DatasetError, match="'cost_usd'"):
@@ -439,3 +440,29 @@ def test_outcomes_negative_cost() -> None:
             task="t", split="", item_ids=["0"], prompts=["p"], models=["m"],
             scores=np.zeros((1, 1)), costs=np.full((1, 1), -1.0), responses=None, source="test",
         )
+
+
+def test_shoal_records_leave_out_cascade(tmp_path: Path) -> None:
+    path = write_records(tmp_path / "records.jsonl", [
+        record("encoder:minilm", 0, True, "0.0000001"),
+        record("cascade", 0, True, "0.0001"),
+        record("local:llm", 0, False, "0.001"),
+    ])
+
+    outcomes = load_shoal_records(path)
+
+    assert outcomes.models == ["encoder:minilm", "local:llm"]
+    assert outcomes.notes == ["left out config 'cascade', which combines several models"]
+
+
+def test_shoal_records_per_model_keep_every_item(tmp_path: Path) -> None:
+    path = write_records(tmp_path / "records.jsonl", [
+        record("encoder:minilm", 0, True, "0.0000001"),
+        record("encoder:minilm", 1, False, "0.0000001"),
+        record("local:llm", 1, True, "0.001"),
+    ])
+
+    tables = load_shoal_records_per_model(path)
+
+    assert [table.models for table in tables] == [["encoder:minilm"], ["local:llm"]]
+    assert [table.item_ids for table in tables] == [["0", "1"], ["1"]]

@@ -363,6 +363,32 @@ def test_load_provider_replays_run_record(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert arrival.cost.amount == Decimal("0.0000001")
 
 
+def test_replay_record_of_one_model_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # The escalation model of a bench run is measured on a subsample, and the cascade config
+    # combines models: neither may hide the items the other configs logged.
+    path = tmp_path / "records.jsonl"
+    rows = [
+        ("encoder:minilm", 0, "I still have not received my card", "card_arrival"),
+        ("encoder:minilm", 1, "How do I link my card?", "card_linking"),
+        ("local:qwen2.5-coder-1.5b", 1, "How do I link my card?", "card_linking"),
+        ("cascade", 0, "I still have not received my card", "card_arrival"),
+    ]
+    with RunRecordWriter(path) as writer:
+        for config, item, text, prediction in rows:
+            writer.write({
+                "config": config, "item": item, "text": text, "prediction": prediction,
+                "correct": True, "cost_usd": Decimal("0.0000001"),
+            })
+    monkeypatch.setenv(REPLAY_ENV, str(path))
+
+    encoder = load_provider("replay:encoder:minilm")
+    response = complete(encoder, user_request("I still have not received my card"))
+
+    assert response.text == "card_arrival"
+    with pytest.raises(ModelNotFoundError, match="cascade"):
+        load_provider("replay:cascade")
+
+
 def test_load_provider_without_env_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(REPLAY_ENV, raising=False)
     with pytest.raises(UserInputError) as caught:

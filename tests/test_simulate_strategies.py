@@ -240,3 +240,27 @@ def test_pair_features_use_the_likelier_model() -> None:
     assert features[:, 0].tolist() == [1.0, 0.0, 0.0]  # a missing choice never agrees
     assert features[:, 3].tolist() == [0.9, 0.0, 0.0]
     assert features[1, 1:3].tolist() == [0.3, 0.8]
+
+
+def test_cli_simulate_option_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    source = str(routerbench_folder() / "arc_challenge_test.csv")
+    a_file = tmp_path / "taken"
+    a_file.write_text("x")
+
+    both = runner.invoke(app, ["simulate", source, "--tolerance", "0.02", "--cost-share", "0.3"])
+    file_output = runner.invoke(app, ["simulate", source, "--output", str(a_file)])
+
+    assert "give one" in str(both.exception)
+    assert "is a file" in str(file_output.exception)
+
+
+def test_cli_simulate_one_file_notes_the_halves() -> None:
+    source = str(routerbench_folder() / "arc_challenge_test.csv")
+
+    result = CliRunner().invoke(app, ["simulate", source, "--encoder", "none", "--format", "json"])
+
+    assert result.exit_code == 0, result.output
+    (task,) = json.loads(result.stdout)["tasks"]
+    assert (task["train_items"], task["test_items"]) == (218, 219)
+    assert any("split at random" in note for note in task["notes"])

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shoal.errors import UserInputError
+from shoal.pricing.money import format_usd
 
 if TYPE_CHECKING:
     from shoal.calibration.reliability import Panel
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("table", "json")
 DEFAULT_DELTA = 0.1
-THRESHOLDS_NAME = "thresholds.json"
+
 RELIABILITY_NAME = "reliability.png"
 
 
@@ -42,10 +43,13 @@ def calibrate_command(
     fit_share: Annotated[float, typer.Option("--fit-share", help="Share (0-1) of the run's items a calibrator is fitted on.")] = 0.5,
     escalate: Annotated[str | None, typer.Option("--escalate", help="The escalation model paired with tier 0 (default: the run's first escalation model).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random splits: calibrator items against threshold items, and the items that choose where --guarantee starts testing.")] = 0,
-    output: Annotated[Path | None, typer.Option("--output", help=f"Thresholds file to write (default: {THRESHOLDS_NAME} in the run folder).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", help="Thresholds file to write, or a folder for thresholds.json (default: the run folder). reliability.png always goes to the run folder.")] = None,
     format: Annotated[str, typer.Option("--format", help="Output format: 'table' (for reading) or 'json' (the file's content and the paths written).")] = "table",
 ) -> None:
-    """Fit tier 0's threshold on a bench run's records and save it for `shoal bench --thresholds`."""
+    """Fit tier 0's threshold on a bench run's records and save it for `shoal bench --thresholds`.
+
+    Give exactly one of --target, --budget or --guarantee.
+    """
     from shoal.calibration.reliability import plot_reliability_panels
     from shoal.calibration.run_fit import calibrate_run
     from shoal.calibration.run_join import join_run_records
@@ -58,7 +62,7 @@ def calibrate_command(
     joined = join_run_records(run, escalate)
     result = calibrate_run(joined, method, calibrator, fit_share, seed)
     folder = joined.records_path.parent
-    thresholds_path = save_thresholds(result.saved, output or folder / THRESHOLDS_NAME)
+    thresholds_path = save_thresholds(result.saved, output or folder)
     plot_path = plot_reliability_panels(_panels(result), folder / RELIABILITY_NAME)
 
     if result.saved.figures.cached_escalation_steps:
@@ -139,7 +143,7 @@ def _method_text(saved: SavedThresholds) -> str:
     if method.name == "target":
         return f"cheapest reaching accuracy {method.target_accuracy:g}"
     if method.name == "budget":
-        return f"most accurate within ${method.budget_usd_per_item:g} per item"
+        return f"most accurate within ${format_usd(Decimal(str(method.budget_usd_per_item)))} per item"
     return f"guarantee: accepted accuracy >= {method.target_accuracy:g} at delta {method.delta:g}"
 
 

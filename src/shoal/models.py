@@ -209,7 +209,7 @@ def _replay_logs(path: str) -> tuple[LoggedOutcomes, ...]:
     from shoal.simulate.outcomes import (
         load_routerbench,
         load_routerbench_dir,
-        load_shoal_records,
+        load_shoal_records_per_model,
     )
 
     logs = Path(path)
@@ -218,7 +218,7 @@ def _replay_logs(path: str) -> tuple[LoggedOutcomes, ...]:
     if logs.suffix == ".csv":
         return (load_routerbench(logs),)
     if logs.suffix == ".jsonl":
-        return (load_shoal_records(logs),)
+        return tuple(load_shoal_records_per_model(logs))
     raise UserInputError(
         f"{REPLAY_ENV}={path} is neither a folder, a .csv file nor a .jsonl file; set it to a "
         "RouterBench-style CSV file, a folder of them, or a shoal records.jsonl file"

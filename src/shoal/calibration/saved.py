@@ -224,10 +224,25 @@ class SavedThresholds(_Strict):
             )
 
 
+THRESHOLDS_NAME = "thresholds.json"
+
+
 def save_thresholds(saved: SavedThresholds, path: Path) -> Path:
-    """Write `saved` as indented JSON and return the path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(saved.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    """Write `saved` as indented JSON and return the path written.
+
+    An existing folder gets the file `thresholds.json` inside it. A path that cannot be
+    written raises UserInputError.
+    """
+    if path.is_dir():
+        path = path / THRESHOLDS_NAME
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(saved.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    except OSError as error:
+        raise UserInputError(
+            f"cannot write the thresholds file {path}: {error.strerror or error}; "
+            "give a writable file path or folder"
+        ) from None
     return path
 
 

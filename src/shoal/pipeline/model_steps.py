@@ -2,8 +2,8 @@
 
 Classify and route steps ask a generative model to pick one of the step's labels, shown
 as lettered options. Extract steps use `ExtractStep`. Encoder models are rejected here,
-because they need labelled training examples and a pipeline file cannot give them yet.
-Bind a trained `EncoderStep` in Python with `StepsByModel` instead.
+because they need labelled training examples: `train_pipeline` trains them on labelled rows
+and defers the other models to this builder.
 """
 
 from __future__ import annotations
@@ -101,8 +101,8 @@ class ModelStepBuilder:
         if parse_model(model).provider == "encoder":
             raise UserInputError(
                 f"step {name!r} uses {model}, which must first be trained on labelled "
-                "examples, and a pipeline file cannot give them yet; use a generative model, "
-                "or train an EncoderStep in Python and bind it with StepsByModel"
+                "examples; bind the pipeline with the builder that shoal.pipeline."
+                "train_pipeline returns, or use a generative model"
             )
         provider = self._provider(model)
         if spec.task == "extract":

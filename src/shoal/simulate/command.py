@@ -15,6 +15,7 @@ from rich.table import Table
 from shoal.errors import UserInputError
 
 OUTPUT_FORMATS = ("table", "json")
+DEFAULT_TOLERANCE = 0.01
 
 
 def load_outcome_files(path: Path) -> list[Any]:
@@ -22,10 +23,9 @@ def load_outcome_files(path: Path) -> list[Any]:
     from shoal.simulate.outcomes import load_routerbench, load_routerbench_dir, load_shoal_records
 
     if path.is_dir():
-        tables = load_routerbench_dir(path)
-        if not tables:
-            raise UserInputError(f"no .csv file in {path}; give a folder of RouterBench-style CSVs")
-        return tables
+        if not any(path.glob("*.csv")) and (path / "records.jsonl").is_file():
+            return [load_shoal_records(path / "records.jsonl")]
+        return load_routerbench_dir(path)
     if not path.exists():
         raise UserInputError(f"outcomes not found: {path}; give a CSV file, a folder or records.jsonl")
     if path.suffix == ".csv":
@@ -41,7 +41,7 @@ def load_outcome_files(path: Path) -> list[Any]:
 def simulate_command(
     outcomes: Annotated[list[Path], typer.Argument(help="RouterBench-style CSV files or folders (train and test splits are paired by file name), or the records.jsonl of a shoal bench run.")],
     reference: Annotated[str | None, typer.Option(help="The model the strategies are measured against (default: gpt-4-1106-preview when present, else the most accurate model on train).")] = None,
-    tolerance: Annotated[float, typer.Option(min=0.0, max=1.0, help="Accuracy (0-1) below the reference's that a strategy's chosen setting may give up on train, for a lower cost.")] = 0.01,
+    tolerance: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Accuracy (0-1) below the reference's that a strategy's chosen setting may give up on train, for a lower cost (default: 0.01).")] = None,
     cost_share: Annotated[float | None, typer.Option(min=0.0, help="Instead of --tolerance: choose each strategy's most accurate setting whose train cost is at most this share of the reference's, e.g. 0.3.")] = None,
     encoder: Annotated[str, typer.Option(help="Sentence encoder that embeds prompts for the learned routers, or 'none' to skip them.")] = "encoder:minilm",
     output_format: Annotated[str, typer.Option("--format", help="'table' or 'json' (JSON on stdout).")] = "table",
@@ -54,8 +54,12 @@ def simulate_command(
     """
     from shoal.simulate.report import result_rows, simulate_tasks
 
+    if tolerance is not None and cost_share is not None:
+        raise UserInputError("--tolerance and --cost-share choose settings in two ways; give one")
     if output_format not in OUTPUT_FORMATS:
         raise UserInputError(f"invalid --format {output_format!r}; use table or json")
+    if output is not None and output.exists() and not output.is_dir():
+        raise UserInputError(f"--output {output} is a file; give a folder for simulate.json and the plots")
     tables = [table for path in outcomes for table in load_outcome_files(path)]
     embed = None
     if encoder.lower() != "none":
@@ -64,7 +68,8 @@ def simulate_command(
         embed = load_encoder(encoder).encoder.embed
     progress = Console(stderr=True)
     reports = simulate_tasks(
-        tables, reference=reference, tolerance=tolerance, cost_share=cost_share, embed=embed,
+        tables, reference=reference, tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+        cost_share=cost_share, embed=embed,
         seed=seed,
         progress=lambda message: progress.print(message, markup=False, style="dim"),
     )
@@ -99,7 +104,12 @@ def _task_fields(report: Any) -> dict[str, Any]:
 def _write_output(folder: Path, reports: list[Any], document: dict[str, Any]) -> None:
     from shoal.simulate.plot import plot_task
 
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserInputError(
+            f"cannot create --output folder {folder}: {error.strerror or error}"
+        ) from None
     (folder / "simulate.json").write_text(json.dumps(_json_safe(document), indent=2) + "\n")
     for report in reports:
         plot_task(report, folder / f"{report.task}.png")
@@ -134,16 +144,21 @@ def _show_task(console: Console, report: Any, rows: list[dict[str, Any]]) -> Non
         )
     console.print(table)
     goal = report.goal
-    chosen = "meets" if goal["chosen_meets_goal"] else "misses"
+    verdict = "meets" if goal["chosen_meets_goal"] else "misses"
     front = goal["front_point"]
     console.print(
-        f"Goal: accuracy >= {goal['accuracy_floor']:.1%} at <= ${goal['cost_ceiling_per_1k_usd']:.3f} "
-        f"per 1k (1 point and 30% of {report.reference}). shoal-best {chosen} it"
-        + (
-            f"; the test front reaches it at {front['accuracy']:.1%} for ${front['cost_per_1k_usd']:.3f}/1k."
-            if front else "; no point of the test front reaches it."
-        ),
+        f"Goal: at least {goal['accuracy_floor']:.1%} (1 point below {report.reference}) for at "
+        f"most ${goal['cost_ceiling_per_1k_usd']:.3f} per 1k items (30% of its cost). The "
+        f"setting chosen on train (shoal-best) {verdict} it.",
         markup=False,
     )
+    if front:
+        console.print(
+            f"Of all settings scored on test, the cheapest that meets it: {front['setting']}, "
+            f"{front['accuracy']:.1%} for ${front['cost_per_1k_usd']:.3f} per 1k items.",
+            markup=False,
+        )
+    else:
+        console.print("No setting scored on test meets it.", markup=False)
     for note in report.notes:
         console.print(f"Note: {note}", markup=False, style="dim")

@@ -461,16 +461,53 @@ def load_llmrouter(path: str | Path, prices: Mapping[str, float] | None = None) 
 
 
 def load_shoal_records(path: str | Path) -> LoggedOutcomes:
-    """Load a records.jsonl file written by `shoal bench`; each config becomes a model.
+    """Load a records.jsonl file written by `shoal bench`; each model's config becomes a model.
 
     Items are matched across configs by their "item" index. Items that some config has no
-    record for (a run stopped early) are dropped, with a warning and a line in `notes`, so every
-    model is compared on the same items. When a config has several records for one item (a
-    resumed run), the last is used, as `shoal.evaluate.summary` does. The score is "correct"
-    as 1.0 or 0.0, the cost is "cost_usd", and the response is "prediction". The task is the
-    name of the folder that contains the file, and the split is empty.
+    record for (a run stopped early, or a model measured on a subsample) are dropped, with a
+    warning and a line in `notes`, so every model is compared on the same items. When a config
+    has several records for one item (a resumed run), the last is used, as
+    `shoal.evaluate.summary` does. The score is "correct" as 1.0 or 0.0, the cost is
+    "cost_usd", and the response is "prediction". A config that is not named `provider:id`,
+    such as "cascade", combines several models and is left out. The task is the name of the
+    folder that contains the file, and the split is empty.
     """
     path = Path(path)
+    by_config, notes = _model_configs(path)
+    models = list(by_config)
+    common = set.intersection(*(set(items) for items in by_config.values()))
+    every = set().union(*(set(items) for items in by_config.values()))
+    if len(common) < len(every):
+        message = (
+            f"kept the {len(common)} of {len(every)} items that every model has a record for "
+            f"in {path}"
+        )
+        logger.warning(message)
+        notes.append(message)
+    if not common:
+        raise DatasetError(
+            f"run record {path} has no item that every config has a record for; "
+            "finish the run, or load each config's records separately"
+        )
+    return _records_table(path, by_config, models, sorted(common), notes)
+
+
+def load_shoal_records_per_model(path: str | Path) -> list[LoggedOutcomes]:
+    """Load a records.jsonl file as one table per model config, each with all of its items.
+
+    Unlike `load_shoal_records`, no item is dropped, so every logged response can be
+    replayed. Configs that are not named `provider:id` are left out, as there.
+    """
+    path = Path(path)
+    by_config, notes = _model_configs(path)
+    return [
+        _records_table(path, {model: items}, [model], sorted(items), list(notes))
+        for model, items in by_config.items()
+    ]
+
+
+def _model_configs(path: Path) -> tuple[dict[str, dict[int, dict[str, Any]]], list[str]]:
+    """Read the records of each `provider:id` config, by item index, and notes on what was left out."""
     if not path.is_file():
         raise DatasetError(f"run record not found: {path}; check the path, or run shoal bench first")
     try:
@@ -490,24 +527,27 @@ def load_shoal_records(path: str | Path) -> LoggedOutcomes:
                 )
         by_config.setdefault(str(record["config"]), {})[int(record["item"])] = record
 
-    models = list(by_config)
-    common = set.intersection(*(set(items) for items in by_config.values()))
-    every = set().union(*(set(items) for items in by_config.values()))
-    notes = []
-    if len(common) < len(every):
-        message = (
-            f"dropped {len(every) - len(common)} of {len(every)} items that not every config "
-            f"has a record for in {path}"
-        )
-        logger.warning(message)
-        notes.append(message)
-    if not common:
+    combined = [config for config in by_config if ":" not in config]
+    notes = [
+        f"left out config {config!r}, which combines several models" for config in combined
+    ]
+    for config in combined:
+        del by_config[config]
+    if not by_config:
         raise DatasetError(
-            f"run record {path} has no item that every config has a record for; "
-            "finish the run, or load each config's records separately"
+            f"run record {path} has no config named after a model (provider:id); "
+            "load the records of a run that evaluated models alone"
         )
+    return by_config, notes
 
-    items = sorted(common)
+
+def _records_table(
+    path: Path,
+    by_config: dict[str, dict[int, dict[str, Any]]],
+    models: list[str],
+    items: list[int],
+    notes: list[str],
+) -> LoggedOutcomes:
     scores = np.empty((len(items), len(models)))
     costs = np.empty((len(items), len(models)))
     responses: list[list[str | None]] = []
@@ -594,7 +634,10 @@ def _csv_files(folder: str | Path) -> list[Path]:
         raise DatasetError(f"folder not found: {folder}; check the path and try again")
     files = sorted(folder.glob("*.csv"))
     if not files:
-        raise DatasetError(f"{folder} has no .csv files; point to the folder that holds them")
+        raise DatasetError(
+            f"{folder} has no .csv files; point to the folder that holds them, or to the "
+            "records.jsonl of a shoal bench run"
+        )
     return files
 
 

@@ -36,6 +36,8 @@ GOAL_COST_SHARE = 0.30
 # shoal's own strategies, among which `shoal-best` is chosen on train.
 SHOAL_KINDS = ("cascade",)
 
+HALVES_NOTE = "no separate train split: the items were split at random into train and test halves"
+
 Embed = Callable[[list[str]], np.ndarray]
 Progress = Callable[[str], None]
 
@@ -82,7 +84,10 @@ def pair_splits(
     for table in outcomes:
         split = table.split if table.split in ("train", "test") else ""
         if split in by_task.get(table.task, {}):
-            raise DatasetError(f"task {table.task!r} has two {split or 'unsplit'} files")
+            raise DatasetError(
+                f"task {table.task!r} has two {split or 'unsplit'} files: "
+                f"{by_task[table.task][split].source} and {table.source}; give each file once"
+            )
         by_task.setdefault(table.task, {})[split] = table.complete()
     pairs = []
     for task in sorted(by_task):
@@ -92,6 +97,7 @@ def pair_splits(
         else:
             pairs.append(_halves(next(iter(splits.values())), seed))
     return pairs
+
 
 
 def _same_models(train: LoggedOutcomes, test: LoggedOutcomes) -> tuple[LoggedOutcomes, LoggedOutcomes]:
@@ -106,7 +112,10 @@ def _halves(table: LoggedOutcomes, seed: int) -> tuple[LoggedOutcomes, LoggedOut
         raise DatasetError(f"{table.source} has {len(table)} complete items; at least 4 are needed")
     order = np.random.default_rng(seed).permutation(len(table))
     middle = len(table) // 2
-    return table.take(np.sort(order[:middle]), "train"), table.take(np.sort(order[middle:]), "test")
+    halves = table.take(np.sort(order[:middle]), "train"), table.take(np.sort(order[middle:]), "test")
+    for half in halves:
+        half.notes.append(HALVES_NOTE)
+    return halves
 
 
 def simulate_task(
@@ -130,7 +139,7 @@ def simulate_task(
                 f"{table.source} has items without a cost; give prices for its models"
             )
     reference = _reference(train, reference)
-    notes: list[str] = []
+    notes = [note for note in train.notes if note == HALVES_NOTE]
     train_embeddings = test_embeddings = None
     if embed is not None:
         train_embeddings = embed([routing_text(prompt) for prompt in train.prompts])
@@ -149,8 +158,11 @@ def simulate_task(
             results.append(router_family(splits, name, make_router))
             results.append(router_cascade_family(splits, f"{name}-cascade", make_router))
         for name, make_router in ROUTERS.items():
-            calibrated = calibrated_family(splits, f"calibrated-{name.removesuffix('-router')}", make_router)
-            if calibrated is not None:
+            calibrated_name = f"calibrated-{name.removesuffix('-router')}"
+            calibrated = calibrated_family(splits, calibrated_name, make_router)
+            if calibrated is None:
+                notes.append(f"{calibrated_name} skipped: no pair of cheap models to learn from")
+            else:
                 results.append(calibrated)
     agreement = agreement_family(splits)
     if agreement is None:
@@ -203,11 +215,17 @@ def _fixed(
     return StrategyResult(name, kind, setting, train, point, (point,))
 
 
-def _shoal_best(results: list[StrategyResult], splits: Splits) -> StrategyResult:
-    """Return the shoal strategy whose chosen train point `splits.choose` prefers."""
+def own_results(results: Sequence[StrategyResult]) -> list[StrategyResult]:
+    """Return shoal's own strategies (the cascades), or the baselines when no cascade applies."""
     own = [result for result in results if result.kind in SHOAL_KINDS and result.train]
     if not own:
         own = [result for result in results if result.kind == "baseline" and result.train]
+    return own
+
+
+def _shoal_best(results: list[StrategyResult], splits: Splits) -> StrategyResult:
+    """Return the shoal strategy whose chosen train point `splits.choose` prefers."""
+    own = own_results(results)
     chosen = own[splits.choose([result.train for result in own])]
     return StrategyResult(
         strategy="shoal-best",
@@ -230,15 +248,13 @@ def goal_check(report: TaskReport) -> dict[str, Any]:
     accuracy_floor = reference.accuracy - GOAL_ACCURACY_GAP
     cost_ceiling = reference.mean_cost_usd * GOAL_COST_SHARE
     chosen = report.result("shoal-best").test
+    own = own_results([r for r in report.strategies if r.strategy != "shoal-best"])
     setting_of = {
         id(point): f"{result.strategy}: {setting}"
-        for result in report.strategies if result.kind in SHOAL_KINDS
-        for point, setting in zip(result.curve, result.curve_settings, strict=True)
+        for result in own
+        for point, setting in zip(result.curve, result.curve_settings or (result.setting,), strict=True)
     }
-    front = pareto_front(
-        point for result in report.strategies if result.kind in SHOAL_KINDS
-        for point in result.curve
-    )
+    front = pareto_front(point for result in own for point in result.curve)
     meeting = [p for p in front if p.accuracy >= accuracy_floor and p.mean_cost_usd <= cost_ceiling]
     best_front = max(
         (p for p in front if p.mean_cost_usd <= cost_ceiling), key=lambda p: p.accuracy, default=None

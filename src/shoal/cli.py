@@ -18,6 +18,7 @@ from shoal.calibrate_command import calibrate_command
 from shoal.catalogue.command import models_command
 from shoal.config import apply_config_file
 from shoal.errors import ShoalError, UserInputError
+from shoal.pipeline.compare_command import compare_command
 from shoal.pricing.compute import MachinePrice
 from shoal.simulate.command import simulate_command
 
@@ -191,27 +192,36 @@ def _bench_extract(
 
 @app.command("eval")
 def eval_command(
-    dataset: Annotated[str, typer.Argument(help="sroie, snips or squad2.")],
-    path: Annotated[Path, typer.Argument(help="The dataset's folder, e.g. ../shared/data/sroie.")],
-    model: Annotated[list[str] | None, typer.Option(help="A model to evaluate; repeat for more (default: the 0.5B and 1.5B local models).")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="Items to evaluate, the first in file order.")] = 20,
+    dataset: Annotated[str, typer.Argument(help="sroie, snips or squad2 (extraction), or a pipeline: a YAML file or a shipped example (clinc150_router, ticket_triage).")],
+    path: Annotated[Path, typer.Argument(help="The dataset: a folder such as ../shared/data/sroie, a CLINC150 folder, or a CSV or JSON Lines file for a pipeline.")],
+    model: Annotated[list[str] | None, typer.Option(help="Extraction only: a model to evaluate; repeat for more (default: the 0.5B and 1.5B local models).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Items to evaluate: the first in file order for extraction (default 20), a seeded sample of the test rows for a pipeline (default: all).")] = None,
     intent: Annotated[str, typer.Option(help="The SNIPS intent whose slots are extracted.")] = "GetWeather",
-    max_retries: Annotated[int, typer.Option(min=0, help="Extra attempts after a reply that does not validate.")] = 1,
+    max_retries: Annotated[int, typer.Option(min=0, help="Extraction only: extra attempts after a reply that does not validate.")] = 1,
+    train: Annotated[Path | None, typer.Option(help="Pipeline only: labelled rows the encoder steps train on (default: a seeded 70% of PATH, or CLINC150's train split).")] = None,
+    per_label: Annotated[str, typer.Option(help="Pipeline only: training rows per label for each encoder step, or 'all'.")] = "10",
+    concurrency: Annotated[int, typer.Option(min=1, help="Pipeline only: items run at the same time.")] = 4,
+    seed: Annotated[int, typer.Option(help="Pipeline only: seed of the train/test split and samples.")] = 0,
     max_cost: Annotated[str | None, typer.Option(help="Spending cap in USD for the run.")] = None,
     output: Annotated[Path | None, typer.Option(help="Folder for records.jsonl and summary.json.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")] = False,
 ) -> None:
-    """Evaluate extraction models on SROIE receipts, SNIPS slots or the SQuAD 2.0 sample."""
+    """Evaluate extraction models on SROIE, SNIPS or SQuAD 2.0, or a pipeline step by step."""
+    _configure_logging(verbose)
+    from shoal.pipeline.command import is_pipeline
+
+    if is_pipeline(dataset):
+        _eval_pipeline(dataset, path, train, parse_per_label(per_label), limit, concurrency, seed, output)
+        return
     from shoal.bench.extract import DEFAULT_MODELS
     from shoal.bench.extract_eval import ExtractEvalOptions, run_extract_eval
     from shoal.bench.view import RichProgress
     from shoal.bench.view_extract import show_eval_result
     from shoal.pricing.compute import machine_from_env
 
-    _configure_logging(verbose)
     options = ExtractEvalOptions(
         dataset=dataset, path=path, models=list(model) if model else list(DEFAULT_MODELS),
-        limit=limit, intent=intent, max_retries=max_retries, machine=machine_from_env(),
+        limit=limit or 20, intent=intent, max_retries=max_retries, machine=machine_from_env(),
         output=output, max_cost=parse_max_cost(max_cost) if max_cost is not None else None,
     )
     console = Console() if sys.stdout.isatty() else Console(width=150)
@@ -222,9 +232,39 @@ def eval_command(
         raise typer.Exit(code=1)
 
 
+def _eval_pipeline(
+    name: str,
+    data: Path,
+    train: Path | None,
+    per_label: int | None,
+    limit: int | None,
+    concurrency: int,
+    seed: int,
+    output: Path | None,
+) -> None:
+    from shoal.bench.view import RichProgress
+    from shoal.pipeline import bind_pipeline, evaluate_pipeline, train_pipeline
+    from shoal.pipeline.command import load_pipeline_data, load_pipeline_spec, show_pipeline_result
+
+    spec = load_pipeline_spec(name)
+    rows = load_pipeline_data(data, train=train, limit=limit, seed=seed)
+    progress = Console(stderr=True)
+    progress.print(
+        f"training {spec.name}'s encoder steps on {len(rows.train)} rows", markup=False, style="dim"
+    )
+    pipeline = bind_pipeline(spec, train_pipeline(spec, rows.train, per_label=per_label, seed=seed))
+    console = Console() if sys.stdout.isatty() else Console(width=150)
+    with RichProgress(console) as bars:
+        result = evaluate_pipeline(
+            pipeline, rows.test, output=output, concurrency=concurrency, progress=bars
+        )
+    show_pipeline_result(result, rows, console)
+
+
 app.command("models")(models_command)
 app.command("calibrate")(calibrate_command)
 app.command("simulate")(simulate_command)
+app.command("compare")(compare_command)
 
 
 def _configure_logging(verbose: bool) -> None:

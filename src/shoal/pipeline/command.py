@@ -1,0 +1,143 @@
+"""`shoal eval PIPELINE DATA`: train a pipeline's encoder steps, run it on test rows, report.
+
+PIPELINE is a YAML file or the name of an example shipped with shoal. DATA is one of:
+
+- a CLINC150 folder (it holds data/data_full.json): the train split trains, the test split
+  (out-of-scope queries included) is evaluated;
+- the support-ticket CSV (it has subject and body columns): `text` is the subject and body;
+- any other CSV or JSON Lines file with the columns the steps read and are scored against.
+
+Without a CLINC150 folder or `--train FILE`, a seeded 70% of the rows trains and the rest
+is evaluated.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from shoal.errors import UserInputError
+from shoal.evaluate.pipeline_data import Row, load_clinc150, load_support_tickets, read_rows
+from shoal.pipeline.eval_summary import PipelineEvalResult
+from shoal.pipeline.spec import PipelineSpec
+
+TRAIN_SHARE = 0.7
+PIPELINE_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class PipelineData:
+    """Rows to train encoder steps on and rows to evaluate, and where they came from."""
+
+    train: list[Row]
+    test: list[Row]
+    description: str
+
+
+def is_pipeline(name: str) -> bool:
+    """Return True when `name` is a pipeline file or a shipped example's name."""
+    if Path(name).suffix.lower() in PIPELINE_SUFFIXES:
+        return True
+    from shoal.pipeline.examples import EXAMPLES
+
+    return name in EXAMPLES
+
+
+def load_pipeline_spec(name: str) -> PipelineSpec:
+    """Load a pipeline file, or a shipped example by name."""
+    from shoal.pipeline.yaml_loader import load_pipeline
+
+    if Path(name).suffix.lower() in PIPELINE_SUFFIXES:
+        return load_pipeline(Path(name))
+    from shoal.pipeline.examples import example_path
+
+    return load_pipeline(example_path(name))
+
+
+def load_pipeline_data(
+    data: Path, *, train: Path | None = None, limit: int | None = None, seed: int = 0
+) -> PipelineData:
+    """Read the train and test rows for `shoal eval PIPELINE DATA` (see the module doc)."""
+    if (data / "data" / "data_full.json").is_file():
+        if train is not None:
+            raise UserInputError("--train does not apply to a CLINC150 folder, which has its own train split")
+        chosen = PipelineData(
+            train=load_clinc150(data, "train"), test=load_clinc150(data, "test"),
+            description=f"CLINC150 at {data}: train split, test split with out-of-scope queries",
+        )
+    elif data.is_dir():
+        raise UserInputError(
+            f"{data} is a folder but not CLINC150's (no data/data_full.json); give a CSV or "
+            "JSON Lines file, or the CLINC150 repository folder"
+        )
+    else:
+        rows = _read(data)
+        if train is not None:
+            chosen = PipelineData(_read(train), rows, f"train {train}, test {data}")
+        else:
+            first, second = _split(rows, seed)
+            chosen = PipelineData(
+                first, second, f"{data}: a seeded {TRAIN_SHARE:.0%} trains, the rest is tested"
+            )
+    if limit is not None and limit < len(chosen.test):
+        test = random.Random(seed).sample(chosen.test, limit)
+        chosen = PipelineData(chosen.train, test, f"{chosen.description} ({limit} test rows drawn)")
+    return chosen
+
+
+def _read(path: Path) -> list[Row]:
+    rows = read_rows(path)
+    if rows and "text" not in rows[0] and {"subject", "body"} <= set(rows[0]):
+        return load_support_tickets(path)
+    return rows
+
+
+def _split(rows: list[Row], seed: int) -> tuple[list[Row], list[Row]]:
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    cut = round(len(rows) * TRAIN_SHARE)
+    if cut == 0 or cut == len(rows):
+        raise UserInputError(f"{len(rows)} rows are too few to split into train and test rows")
+    return [rows[i] for i in sorted(order[:cut])], [rows[i] for i in sorted(order[cut:])]
+
+
+def show_pipeline_result(result: PipelineEvalResult, data: PipelineData, console: Console) -> None:
+    """Print the per-step and end-to-end figures."""
+    console.print(
+        f"\n{result.pipeline}: {result.n_items} test items; {data.description}.", markup=False
+    )
+    table = Table()
+    for column in ("step", "ran", "accuracy", "routed correctly", "accuracy when routed correctly", "$/1k"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    for name, step in result.steps.items():
+        table.add_row(
+            name,
+            f"{step.ran} ({step.share:.0%})",
+            _share(step.accuracy),
+            "" if step.routed_correctly is None else str(step.routed_correctly),
+            _share(step.accuracy_routed_correctly),
+            "" if step.mean_cost_usd is None else f"{float(step.mean_cost_usd) * 1000:.5f}",
+        )
+    table.add_row(
+        "end to end", str(result.n_items), _share(result.end_to_end_accuracy), "", "",
+        f"{float(result.cost_per_1k_usd):.5f}", style="bold",
+    )
+    console.print(table)
+    per_dollar = result.accuracy_per_dollar
+    console.print(
+        f"accuracy per $ {per_dollar:,.0f}" if per_dollar is not None else "no cost recorded",
+        f"| p50 {result.p50_ms:,.0f} ms, p95 {result.p95_ms:,.0f} ms per item"
+        f" | {result.failed_items} items with a failed or skipped step",
+        markup=False,
+    )
+    written = [path for path in (result.records_path, result.summary_path) if path is not None]
+    if written:
+        console.print("Wrote " + ", ".join(str(path) for path in written) + ".", markup=False)
+
+
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"

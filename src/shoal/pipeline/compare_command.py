@@ -1,0 +1,124 @@
+"""`shoal compare PIPELINE DATA`: a pipeline's chain against one call that does every step.
+
+PIPELINE and DATA are read as `shoal eval PIPELINE DATA` reads them (see
+`shoal.pipeline.command`). The chain's encoder steps train on the train rows, then the
+chain and the single call run on the same test rows.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shoal.errors import UserInputError
+from shoal.pipeline.command import PipelineData, load_pipeline_data, load_pipeline_spec
+from shoal.pipeline.compare import CompareResult, SideFigures
+
+# The larger of shoal's two in-process models (models.LOCAL_MODELS), used when no API model is named.
+DEFAULT_SINGLE_MODEL = "local:qwen2.5-coder-1.5b"
+
+
+def compare_command(
+    pipeline: Annotated[str, typer.Argument(help="A pipeline YAML file or a shipped example (clinc150_router, ticket_triage).")],
+    data: Annotated[Path, typer.Argument(help="A CLINC150 folder, or a CSV or JSON Lines file with the columns the steps read and are scored against.")],
+    model: Annotated[str, typer.Option(help="The model of the single call, which does every step in one prompt (default: the largest local model; an API model such as openai:gpt-4o-mini needs its key).")] = DEFAULT_SINGLE_MODEL,
+    train: Annotated[Path | None, typer.Option(help="Labelled rows the chain's encoder steps train on (default: a seeded 70% of DATA, or CLINC150's train split).")] = None,
+    per_label: Annotated[str, typer.Option(help="Training rows per label for each encoder step, or 'all'.")] = "10",
+    limit: Annotated[int | None, typer.Option(min=1, help="Test items: a seeded sample of the test rows (default: all).")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Items run at the same time on each side. A local single-call model runs one at a time.")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed of the train/test split and samples.")] = 0,
+    output_format: Annotated[str, typer.Option("--format", help="'table' or 'json' (the summary.json document).")] = "table",
+    output: Annotated[Path | None, typer.Option(help="Folder for chain/ and single/ records, summary.json and compare.png (default: compare-PIPELINE-NAME).")] = None,
+) -> None:
+    """Compare a pipeline's chain with one call that does every step: accuracy, cost, tokens, latency."""
+    from shoal.pipeline.compare import compare_pipeline
+
+    if output_format not in ("table", "json"):
+        raise UserInputError(f"--format must be 'table' or 'json', got {output_format!r}")
+    spec = load_pipeline_spec(pipeline)
+    rows = load_pipeline_data(data, train=train, limit=limit, seed=seed)
+    folder = output if output is not None else Path(f"compare-{spec.name}")
+    status = Console(stderr=True)
+    status.print(
+        f"comparing {spec.name} with one call of {model} on {len(rows.test)} items",
+        markup=False, style="dim",
+    )
+    result = compare_pipeline(
+        spec, rows.train, rows.test, model, concurrency=concurrency, output=folder,
+        per_label=_per_label(per_label), seed=seed,
+    )
+    if output_format == "json":
+        typer.echo(json.dumps(result.to_json(), indent=2))
+        return
+    console = Console() if sys.stdout.isatty() else Console(width=150)
+    show_compare_result(result, rows, console)
+
+
+def _per_label(value: str) -> int | None:
+    if value == "all":
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise UserInputError(f"--per-label must be a positive whole number or 'all', got {value!r}")
+    return count
+
+
+def show_compare_result(result: CompareResult, data: PipelineData, console: Console) -> None:
+    """Print both sides' per-step and end-to-end figures, then the comparison."""
+    console.print(
+        f"\n{result.pipeline}: chain against one call of {result.single_model}, "
+        f"{result.chain.result.n_items} test items; {data.description}.",
+        markup=False,
+    )
+    table = Table()
+    for column in ("step", "chain accuracy", "single-call accuracy", "chain $/1k"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    for name, step in result.chain.result.steps.items():
+        single = result.single.result.steps.get(name)
+        table.add_row(
+            name, _share(step.accuracy), _share(single.accuracy if single else None),
+            "" if step.mean_cost_usd is None else f"{float(step.mean_cost_usd) * 1000:.5f}",
+        )
+    console.print(table)
+
+    sides = Table()
+    for column in ("side", "end to end", "$/1k", "accuracy per $", "p50 ms", "p95 ms", "tokens", "compute s"):
+        sides.add_column(column, justify="left" if column == "side" else "right")
+    for side in (result.chain, result.single):
+        sides.add_row(*_side_row(side))
+    console.print(sides)
+    overhead = result.token_overhead_pct
+    console.print(
+        "token overhead of the chain: "
+        + ("n/a (the single call used no tokens)" if overhead is None else f"{overhead:+.1f}%"),
+        markup=False,
+    )
+    console.print(f"Wrote {result.summary_path} and {result.plot_path}.", markup=False)
+
+
+def _side_row(side: SideFigures) -> list[str]:
+    figures = side.result
+    per_dollar = figures.accuracy_per_dollar
+    return [
+        side.label,
+        _share(figures.end_to_end_accuracy),
+        f"{float(figures.cost_per_1k_usd):.5f}",
+        "" if per_dollar is None else f"{per_dollar:,.0f}",
+        f"{figures.p50_ms:,.0f}",
+        f"{figures.p95_ms:,.0f}",
+        f"{side.tokens:,}",
+        f"{side.compute_seconds:,.2f}",
+    ]
+
+
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"

@@ -1,0 +1,88 @@
+"""A PNG of accuracy against $ per 1,000 items for a chain, its steps and the single call.
+
+Drawn on its own `Figure` with the Agg canvas, as `shoal.report.plot` does, so matplotlib's
+global state is left untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from shoal.report.plot import plain_text, set_cost_scale
+
+if TYPE_CHECKING:
+    from shoal.pipeline.compare import CompareResult
+
+logger = logging.getLogger("shoal.pipeline.compare")
+
+Point = tuple[str, float, float]  # label, $ per 1,000 items, accuracy
+
+
+def compare_points(result: CompareResult) -> dict[str, list[Point]]:
+    """Return the plotted points by kind: the chain, its steps, and the single call.
+
+    A step is plotted at its accuracy and mean cost over the items it ran on. A side or
+    step without a scored item has no accuracy and is left out.
+    """
+    chain = result.chain.result
+    single = result.single.result
+    points: dict[str, list[Point]] = {"chain": [], "steps": [], "single call": []}
+    if chain.end_to_end_accuracy is not None:
+        points["chain"].append(("chain", float(chain.cost_per_1k_usd), chain.end_to_end_accuracy))
+    for name, step in chain.steps.items():
+        if step.accuracy is not None and step.mean_cost_usd is not None:
+            points["steps"].append((name, float(step.mean_cost_usd) * 1000, step.accuracy))
+    points["steps"].sort(key=lambda point: point[1])  # neighbours in cost get staggered labels
+    if single.end_to_end_accuracy is not None:
+        points["single call"].append(
+            (result.single_model, float(single.cost_per_1k_usd), single.end_to_end_accuracy)
+        )
+    return points
+
+
+def plot_compare(result: CompareResult, path: Path) -> None:
+    """Write the PNG to `path`, creating its parent folders."""
+    points = compare_points(result)
+    styles = {
+        "chain": {"color": "tab:blue", "marker": "D", "s": 70},
+        "steps": {"color": "tab:gray", "marker": "o", "s": 30},
+        "single call": {"color": "tab:orange", "marker": "s", "s": 70},
+    }
+    figure = Figure(figsize=(8, 5.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    set_cost_scale(axes, [cost for kind in points.values() for _, cost, _ in kind])
+    for kind, kind_points in points.items():
+        if not kind_points:
+            continue
+        axes.scatter(
+            [cost for _, cost, _ in kind_points],
+            [accuracy for _, _, accuracy in kind_points],
+            label=kind if kind != "chain" else "chain, end to end",
+            **styles[kind],  # type: ignore[arg-type]
+        )
+        for index, (label, cost, accuracy) in enumerate(kind_points):
+            # Labels of neighbouring steps (specialists often share one accuracy) are
+            # staggered in three rows so that they overlap less.
+            axes.annotate(
+                plain_text(label),
+                (cost, accuracy),
+                xytext=(6, 6 - 10 * (index % 3)),
+                textcoords="offset points",
+                fontsize=8,
+            )
+    axes.set_xlabel("$ per 1,000 items")
+    axes.set_ylabel("accuracy")
+    axes.set_title(plain_text(f"{result.pipeline}: chain against one call"))
+    axes.margins(x=0.15, y=0.1)
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=3, frameon=False)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png", dpi=150)
+    logger.info("wrote the comparison plot to %s", path)

@@ -28,7 +28,7 @@ from typing import Any
 from shoal.calls import GuardedProvider
 from shoal.errors import UserInputError
 from shoal.evaluate.records import RunRecordWriter, encode_record, read_records
-from shoal.models import load_provider, parse_model
+from shoal.models import load_provider
 from shoal.pipeline.bind import bind_pipeline
 from shoal.pipeline.eval_summary import PipelineEvalResult, summarize_pipeline
 from shoal.pipeline.evaluate import evaluate_pipeline
@@ -153,12 +153,9 @@ def compare_pipeline(
         "comparing %s: single call of %s on %d items", spec.name, single_model, len(test_rows)
     )
     single_output = output / "single"
-    # NOTE: a local model generates one reply at a time, and its compute seconds (so its
-    # cost) include the wait for the model, so concurrent local calls would bill the wait.
-    single_concurrency = 1 if parse_model(single_model).provider == "local" else concurrency
     single_records = asyncio.run(
         _run_single(
-            SingleCall(spec, plan, single_step), test_rows, single_concurrency, single_output
+            SingleCall(spec, plan, single_step), test_rows, concurrency, single_output
         )
     )
     single_result = summarize_pipeline(

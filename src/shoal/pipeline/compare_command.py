@@ -31,7 +31,7 @@ def compare_command(
     train: Annotated[Path | None, typer.Option(help="Labelled rows the chain's encoder steps train on (default: a seeded 70% of DATA, or CLINC150's train split).")] = None,
     per_label: Annotated[str, typer.Option(help="Training rows per label for each encoder step, or 'all'.")] = "10",
     limit: Annotated[int | None, typer.Option(min=1, help="Test items: a seeded sample of the test rows (default: all).")] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Items run at the same time on each side. A local single-call model runs one at a time.")] = 4,
+    concurrency: Annotated[int, typer.Option(min=1, help="Items run at the same time on each side.")] = 4,
     seed: Annotated[int, typer.Option(help="Seed of the train/test split and samples.")] = 0,
     output_format: Annotated[str, typer.Option("--format", help="'table' or 'json' (the summary.json document).")] = "table",
     output: Annotated[Path | None, typer.Option(help="Folder for chain/ and single/ records, summary.json and compare.png (default: compare-PIPELINE-NAME).")] = None,

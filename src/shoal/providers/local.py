@@ -71,7 +71,9 @@ class LlamaCppProvider:
         self.n_ctx = n_ctx
         self.machine = machine
         self._llama: Any = None
-        self._lock = threading.Lock()
+        # Re-entrant, because a call holds it while timing and the scoring and generation
+        # methods it calls take it too.
+        self._lock = threading.RLock()
         self._cached_tokens: list[int] = []
         self._formatters: dict[bool, Any] = {}  # by add_generation_prompt
         # Whether llama-cpp-python's record of the key-value cache matches the cache, which
@@ -351,18 +353,21 @@ class LlamaCppProvider:
     def _complete_sync(
         self, request: Request
     ) -> tuple[str, dict[str, float] | None, list[TokenLogprob] | None, Usage]:
-        started = time.perf_counter()
-        token_logprobs = None
-        if request.candidates:
-            scores, prompt_tokens, scored_tokens = self._score_request(request)
-            label_probs = normalise_scores(scores)
-            text = max(label_probs, key=label_probs.__getitem__)
-            usage_tokens = (prompt_tokens, scored_tokens)
-        else:
-            text, prompt_tokens, reply_tokens, token_logprobs = self.generate(request)
-            label_probs = None
-            usage_tokens = (prompt_tokens, reply_tokens)
-        seconds = time.perf_counter() - started
+        # The clock starts once the model is free, so time spent waiting for another call is
+        # not charged as compute.
+        with self._lock:
+            started = time.perf_counter()
+            token_logprobs = None
+            if request.candidates:
+                scores, prompt_tokens, scored_tokens = self._score_request(request)
+                label_probs = normalise_scores(scores)
+                text = max(label_probs, key=label_probs.__getitem__)
+                usage_tokens = (prompt_tokens, scored_tokens)
+            else:
+                text, prompt_tokens, reply_tokens, token_logprobs = self.generate(request)
+                label_probs = None
+                usage_tokens = (prompt_tokens, reply_tokens)
+            seconds = time.perf_counter() - started
         usage = Usage(
             input_tokens=usage_tokens[0], output_tokens=usage_tokens[1], compute_seconds=seconds
         )

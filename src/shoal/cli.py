@@ -18,6 +18,7 @@ from shoal.calibrate_command import calibrate_command
 from shoal.catalogue.command import models_command
 from shoal.config import apply_config_file
 from shoal.errors import ShoalError, UserInputError
+from shoal.options import parse_per_label
 from shoal.pipeline.compare_command import compare_command
 from shoal.pricing.compute import MachinePrice
 from shoal.simulate.command import simulate_command
@@ -43,20 +44,6 @@ def _fail(message: str, code: int) -> None:
         f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True
     )
     sys.exit(code)
-
-
-def parse_per_label(value: str) -> int | None:
-    if value.strip().lower() == "all":
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise UserInputError(
-            f"invalid --per-label {value!r}: give a positive whole number or 'all'"
-        ) from None
-    if number < 1:
-        raise UserInputError(f"invalid --per-label {value!r}: it must be at least 1, or 'all'")
-    return number
 
 
 def _use_prices_file(option: Path | None) -> None:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shoal.errors import UserInputError
+from shoal.options import parse_per_label
 from shoal.pipeline.command import PipelineData, load_pipeline_data, load_pipeline_spec
 from shoal.pipeline.compare import CompareResult, SideFigures
 
@@ -51,25 +52,13 @@ def compare_command(
     )
     result = compare_pipeline(
         spec, rows.train, rows.test, model, concurrency=concurrency, output=folder,
-        per_label=_per_label(per_label), seed=seed,
+        per_label=parse_per_label(per_label), seed=seed,
     )
     if output_format == "json":
         typer.echo(json.dumps(result.to_json(), indent=2))
         return
     console = Console() if sys.stdout.isatty() else Console(width=150)
     show_compare_result(result, rows, console)
-
-
-def _per_label(value: str) -> int | None:
-    if value == "all":
-        return None
-    try:
-        count = int(value)
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise UserInputError(f"--per-label must be a positive whole number or 'all', got {value!r}")
-    return count
 
 
 def show_compare_result(result: CompareResult, data: PipelineData, console: Console) -> None:

@@ -65,6 +65,24 @@ class _Row:
     values: dict[str, Any]
 
 
+def read_table(path: Path) -> tuple[list[str], list[_Row]]:
+    """Read a .csv (UTF-8, header row) or JSON Lines file as its columns and rows.
+
+    Raises DatasetError for a missing file or an unsupported extension.
+    """
+    if not path.is_file():
+        raise DatasetError(f"dataset file not found: {path}; check the path and try again")
+    suffix = path.suffix.lower()
+    if suffix in CSV_EXTENSIONS:
+        return _read_csv(path)
+    if suffix in JSONL_EXTENSIONS:
+        return _read_jsonl(path)
+    raise DatasetError(
+        f"unsupported dataset extension {path.suffix or '(none)'!r} for {path}; "
+        f"use one of {', '.join(SUPPORTED_EXTENSIONS)}"
+    )
+
+
 def load_dataset(
     path: str | Path, text_column: str = "text", label_column: str = "label"
 ) -> LabelledDataset:
@@ -76,19 +94,7 @@ def load_dataset(
     JSON line, a dataset with no usable rows, or one with fewer than two distinct labels.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"dataset file not found: {path}; check the path and try again")
-
-    suffix = path.suffix.lower()
-    if suffix in CSV_EXTENSIONS:
-        columns, rows = _read_csv(path)
-    elif suffix in JSONL_EXTENSIONS:
-        columns, rows = _read_jsonl(path)
-    else:
-        raise DatasetError(
-            f"unsupported dataset extension {path.suffix or '(none)'!r} for {path}; "
-            f"use one of {', '.join(SUPPORTED_EXTENSIONS)}"
-        )
+    columns, rows = read_table(path)
 
     if not rows:
         raise DatasetError(f"dataset {path} has no rows; add labelled rows to the file")

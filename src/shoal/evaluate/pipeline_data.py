@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.errors import DatasetError
-from shoal.evaluate.datasets import CSV_EXTENSIONS, JSONL_EXTENSIONS, _read_csv, _read_jsonl
+from shoal.evaluate.datasets import read_table
 
 Row = dict[str, Any]
 
@@ -33,18 +33,7 @@ CLINC150_SPLITS = ("train", "val", "test")
 def read_rows(path: str | Path) -> list[Row]:
     """Read a .csv file (UTF-8, header row) or a JSON Lines file as one dict per row."""
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"dataset file not found: {path}; check the path and try again")
-    suffix = path.suffix.lower()
-    if suffix in CSV_EXTENSIONS:
-        _, rows = _read_csv(path)
-    elif suffix in JSONL_EXTENSIONS:
-        _, rows = _read_jsonl(path)
-    else:
-        raise DatasetError(
-            f"unsupported dataset extension {path.suffix or '(none)'!r} for {path}; "
-            f"use one of {', '.join(CSV_EXTENSIONS + JSONL_EXTENSIONS)}"
-        )
+    _, rows = read_table(path)
     if not rows:
         raise DatasetError(f"dataset {path} has no rows; add rows to the file")
     return [row.values for row in rows]

@@ -2,7 +2,7 @@
 
 PIPELINE is a YAML file or the name of an example shipped with shoal. DATA is one of:
 
-- a CLINC150 folder (it holds data/data_full.json): the train split trains, the test split
+- a CLINC150 folder (it contains data/data_full.json): the train split trains, the test split
   (out-of-scope queries included) is evaluated;
 - the support-ticket CSV (it has subject and body columns): `text` is the subject and body;
 - any other CSV or JSON Lines file with the columns the steps read and are scored against.

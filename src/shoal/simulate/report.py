@@ -130,7 +130,7 @@ def simulate_task(
 ) -> TaskReport:
     """Fit every strategy on `train`, score it on `test`, and check the cost goal.
 
-    Settings are chosen as `Splits.choose` says: within `cost_share` of the reference's cost
+    Settings are chosen by `Splits.choose`: within `cost_share` of the reference's cost
     when given, else within `tolerance` of its accuracy.
     """
     for table in (train, test):

@@ -16,9 +16,9 @@ import pytest
 import typer
 from conftest import shared_data_dir
 from fake_openai import FakeOpenAI, openai_usage
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
-from shoal.errors import UserInputError
+from shoal.errors import BudgetExceededError, UserInputError
 from shoal.evaluate.pipeline_data import load_clinc150, sample_per_label
 from shoal.evaluate.records import read_records
 from shoal.models import load_provider
@@ -215,13 +215,15 @@ def test_summary_and_plot_written(run: CompareRun) -> None:
     assert (run.output / "compare.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_cli_json_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _, test = clinc_rows()
+def invoke_compare(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *options: str
+) -> tuple[Result, list[dict[str, str]]]:
+    """Run `shoal compare` on the test rows against a fake OpenAI server; return the rows too."""
+    train, test = clinc_rows()
     pipeline = tmp_path / "router.yaml"
     pipeline.write_text(ROUTER, encoding="utf-8")
     data = tmp_path / "items.jsonl"
     rows = [{"text": row["text"], "domain": row["domain"], "intent": row["intent"]} for row in test]
-    train, _ = clinc_rows()
     train_file = tmp_path / "train.jsonl"
     train_file.write_text("".join(json.dumps(row) + "\n" for row in train), encoding="utf-8")
     data.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
@@ -231,26 +233,16 @@ def test_cli_json_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     app = typer.Typer()
     app.command("compare")(compare_command)
     app.command("unused")(lambda: None)  # two commands, so typer keeps the subcommand name
-
+    arguments = ["compare", str(pipeline), str(data), "--train", str(train_file)]
+    arguments += ["--model", SINGLE_MODEL, "--output", str(tmp_path / "out"), *options]
     try:
-        result = CliRunner().invoke(
-            app,
-            [
-                "compare",
-                str(pipeline),
-                str(data),
-                "--train",
-                str(train_file),
-                "--model",
-                SINGLE_MODEL,
-                "--format",
-                "json",
-                "--output",
-                str(tmp_path / "out"),
-            ],
-        )
+        return CliRunner().invoke(app, arguments), rows
     finally:
         fake.stop()
+
+
+def test_cli_json_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result, rows = invoke_compare(tmp_path, monkeypatch, "--format", "json")
 
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
@@ -258,6 +250,17 @@ def test_cli_json_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert document["n_items"] == len(rows)
     assert document["single"]["end_to_end_accuracy"] == 1.0
     assert document["single"]["tokens"] == len(rows) * (PROMPT_TOKENS + COMPLETION_TOKENS)
+
+
+def test_cli_spending_cap_stops_single_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The encoder chain costs far less than a cent; one API call's worst case does not fit.
+    result, rows = invoke_compare(tmp_path, monkeypatch, "--max-cost", "0.0001")
+
+    assert isinstance(result.exception, BudgetExceededError)
+    assert len(read_records(tmp_path / "out" / "chain" / "records.jsonl")) == len(rows)
+    assert not (tmp_path / "out" / "summary.json").exists()
 
 
 def test_invalid_reply_scores_wrong(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from conftest import shared_data_dir
 
-from shoal.errors import DatasetError, UserInputError
+from shoal.errors import BudgetExceededError, DatasetError, UserInputError
 from shoal.evaluate.pipeline_data import (
     load_clinc150,
     load_support_tickets,
@@ -399,6 +399,66 @@ def test_scores_with_fake_steps(tmp_path: Path) -> None:
     assert result.steps["travel"].accuracy is None
     assert result.total_cost_usd == Decimal("0.007")
     assert result.steps["banking"].mean_cost_usd == Decimal("0.0005")
+    assert result.plot_path == tmp_path / "pipeline.png"
+    assert result.plot_path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_unsure_router_left_out_of_end_to_end() -> None:
+    # The router's confidence (0.9) is below its threshold, so every item goes to the
+    # generalist, and only the generalist's intent decides the item end to end.
+    spec = PipelineSpec.model_validate(
+        router(
+            domain={"model": "openai:route", "threshold": 0.95, "fallback_step": "general"},
+            banking={"model": "openai:spec"},
+            travel={"model": "openai:spec"},
+            general={"task": "classify", "model": "openai:spec", "gold": "intent"},
+        )
+    )
+    route = LookupStep("openai:route", {"a": "banking", "b": "banking"})
+    specialist = LookupStep("openai:spec", {"a": "balance", "b": "balance"})
+    pipeline = bind_pipeline(spec, StepsByModel({"openai:route": route, "openai:spec": specialist}))
+    rows = [
+        {"text": "a", "domain": "travel", "intent": "balance"},  # router wrong, intent right
+        {"text": "b", "domain": "banking", "intent": "visa"},  # router right, intent wrong
+    ]
+
+    result = evaluate_pipeline(pipeline, rows)
+
+    assert result.steps["domain"].accuracy == 0.5
+    assert result.steps["general"].ran == 2
+    assert result.steps["banking"].ran == 0
+    assert result.end_to_end_accuracy == 0.5
+
+
+class CappedStep(LookupStep):
+    """A LookupStep whose spending cap refuses the item with the text "over"."""
+
+    async def predict(self, item: ItemContext) -> Prediction:
+        if item.text == "over":
+            raise BudgetExceededError("the next call could cross the cap")
+        return await super().predict(item)
+
+
+def test_spending_cap_keeps_finished_items(tmp_path: Path) -> None:
+    route = CappedStep("openai:route", {"a": "oos"})
+    rows = [{"text": text, "domain": "oos"} for text in ("a", "a", "over", "a", "a")]
+
+    result = evaluate_pipeline(
+        fake_router(route, LookupStep("openai:spec", {})), rows, output=tmp_path, concurrency=1
+    )
+
+    assert result.n_items == 2
+    assert result.stopped is not None and result.stopped.startswith("stopped after 2 of 5 items")
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["stopped"] == result.stopped
+    assert len(read_records(tmp_path / "records.jsonl")) == 2
+
+
+def test_spending_cap_before_any_item_raises() -> None:
+    route = CappedStep("openai:route", {})
+
+    with pytest.raises(BudgetExceededError):
+        evaluate_pipeline(fake_router(route, LookupStep("openai:spec", {})), [{"text": "over"}])
 
 
 def test_item_concurrency_bounded() -> None:

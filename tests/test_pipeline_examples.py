@@ -158,7 +158,6 @@ def test_clinc_example_accuracy_sane(clinc: ClincRun) -> None:
     # Chance is 1/11 for the router and 1/151 end to end. 10 rows per intent reach far more.
     assert router >= 0.6
     assert end_to_end >= 0.45
-    assert end_to_end <= router
 
 
 def test_clinc_specialists_predict_own_intents(clinc: ClincRun) -> None:
@@ -166,20 +165,42 @@ def test_clinc_specialists_predict_own_intents(clinc: ClincRun) -> None:
     reached: Counter[str] = Counter()
     for record in clinc.records:
         for step, prediction in outputs(record).items():
-            if step != "domain":
+            if step not in ("domain", "general"):
                 assert prediction in intents[step]
                 reached[step] += 1
     assert sum(reached.values()) == sum(clinc.result.steps[d].ran for d in intents)
     assert len(reached) >= 8  # the router sends items to most domains
 
 
-def test_clinc_oos_stops_at_router(clinc: ClincRun) -> None:
-    stopped = [record for record in clinc.records if outputs(record)["domain"] == "oos"]
+def test_clinc_unsure_router_hands_over_to_generalist(clinc: ClincRun) -> None:
+    every_intent = {intent for intents in clinc_domains().values() for intent in intents}
+    handed = 0
+    for record in clinc.records:
+        router = record["trace"]["steps"][0]
+        assert router["step"] == "domain"
+        unsure = router["confidence"] < 0.7
+        assert (router["routed_to"] == "general") is unsure
+        assert ("general" in outputs(record)) is unsure
+        if unsure:
+            handed += 1
+            assert outputs(record)["general"] in every_intent | {"oos"}
+            # The router's label is left out: the generalist alone decides the item.
+            gold = clinc.test[record["item"]]["intent"]
+            assert record["end_to_end_correct"] is (outputs(record)["general"] == gold)
+    assert handed == clinc.result.steps["general"].ran > 0
 
-    assert stopped, "the router should call some items out of scope"
-    for record in stopped:
-        assert list(outputs(record)) == ["domain"]
-        assert record["end_to_end_correct"] is (clinc.test[record["item"]]["intent"] == "oos")
+
+def test_clinc_oos_answered_by_router_or_generalist(clinc: ClincRun) -> None:
+    final = {record["item"]: list(outputs(record).values())[-1] for record in clinc.records}
+    out_of_scope = [item for item, row in enumerate(clinc.test) if row["intent"] == "oos"]
+    for record in clinc.records:
+        router = record["trace"]["steps"][0]
+        if router["routed_to"] is None:  # "oos" with confidence: no step after the router
+            assert router["prediction"] == "oos"
+            assert list(outputs(record)) == ["domain"]
+
+    # The router is unsure of most out-of-scope queries; the generalist then calls them oos.
+    assert sum(final[item] == "oos" for item in out_of_scope) >= 3
 
 
 def test_clinc_routed_accuracy_not_below(clinc: ClincRun) -> None:

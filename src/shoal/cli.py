@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import sys
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +17,7 @@ from shoal.calibrate_command import calibrate_command
 from shoal.catalogue.command import models_command
 from shoal.config import apply_config_file
 from shoal.errors import ShoalError, UserInputError
-from shoal.options import parse_per_label
+from shoal.options import parse_max_cost, parse_per_label
 from shoal.pipeline.compare_command import compare_command
 from shoal.pricing.compute import MachinePrice
 from shoal.simulate.command import simulate_command
@@ -54,18 +53,6 @@ def _use_prices_file(option: Path | None) -> None:
     if path is not None:
         load_prices_file(path)
         os.environ[PRICES_ENV] = str(path)
-
-
-def parse_max_cost(value: str) -> Decimal:
-    try:
-        amount = Decimal(value.strip().removeprefix("$"))
-    except InvalidOperation:
-        raise UserInputError(
-            f"invalid --max-cost {value!r}: give an amount in USD, e.g. 0.50"
-        ) from None
-    if not amount.is_finite() or amount <= 0:
-        raise UserInputError(f"invalid --max-cost {value!r}: it must be more than 0 USD")
-    return amount
 
 
 @app.command()
@@ -186,11 +173,11 @@ def eval_command(
     intent: Annotated[str, typer.Option(help="The SNIPS intent whose slots are extracted.")] = "GetWeather",
     max_retries: Annotated[int, typer.Option(min=0, help="Extraction only: extra attempts after a reply that does not validate.")] = 1,
     train: Annotated[Path | None, typer.Option(help="Pipeline only: labelled rows the encoder steps train on (default: a seeded 70% of PATH, or CLINC150's train split).")] = None,
-    per_label: Annotated[str, typer.Option(help="Pipeline only: training rows per label for each encoder step, or 'all'.")] = "10",
+    per_label: Annotated[str, typer.Option(help="Pipeline only: labelled rows kept of each label (of each combination of the steps' gold labels) to train the encoder steps on, or 'all'.")] = "10",
     concurrency: Annotated[int, typer.Option(min=1, help="Pipeline only: items run at the same time.")] = 4,
     seed: Annotated[int, typer.Option(help="Pipeline only: seed of the train/test split and samples.")] = 0,
     max_cost: Annotated[str | None, typer.Option(help="Spending cap in USD for the run.")] = None,
-    output: Annotated[Path | None, typer.Option(help="Folder for records.jsonl and summary.json.")] = None,
+    output: Annotated[Path | None, typer.Option(help="Folder for records.jsonl and summary.json (a pipeline's default: eval-PIPELINE-NAME, with pipeline.png).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")] = False,
 ) -> None:
     """Evaluate extraction models on SROIE, SNIPS or SQuAD 2.0, or a pipeline step by step."""
@@ -198,7 +185,12 @@ def eval_command(
     from shoal.pipeline.command import is_pipeline
 
     if is_pipeline(dataset):
-        _eval_pipeline(dataset, path, train, parse_per_label(per_label), limit, concurrency, seed, output)
+        from shoal.pipeline.command import PipelineEvalOptions, run_pipeline_eval
+
+        cap = parse_max_cost(max_cost) if max_cost is not None else None
+        options = PipelineEvalOptions(train, parse_per_label(per_label), limit, concurrency, seed, cap)
+        if not run_pipeline_eval(dataset, path, options, output):
+            raise typer.Exit(code=1)
         return
     from shoal.bench.extract import DEFAULT_MODELS
     from shoal.bench.extract_eval import ExtractEvalOptions, run_extract_eval
@@ -217,35 +209,6 @@ def eval_command(
     show_eval_result(result, console)
     if result.stopped is not None:
         raise typer.Exit(code=1)
-
-
-def _eval_pipeline(
-    name: str,
-    data: Path,
-    train: Path | None,
-    per_label: int | None,
-    limit: int | None,
-    concurrency: int,
-    seed: int,
-    output: Path | None,
-) -> None:
-    from shoal.bench.view import RichProgress
-    from shoal.pipeline import bind_pipeline, evaluate_pipeline, train_pipeline
-    from shoal.pipeline.command import load_pipeline_data, load_pipeline_spec, show_pipeline_result
-
-    spec = load_pipeline_spec(name)
-    rows = load_pipeline_data(data, train=train, limit=limit, seed=seed)
-    progress = Console(stderr=True)
-    progress.print(
-        f"training {spec.name}'s encoder steps on {len(rows.train)} rows", markup=False, style="dim"
-    )
-    pipeline = bind_pipeline(spec, train_pipeline(spec, rows.train, per_label=per_label, seed=seed))
-    console = Console() if sys.stdout.isatty() else Console(width=150)
-    with RichProgress(console) as bars:
-        result = evaluate_pipeline(
-            pipeline, rows.test, output=output, concurrency=concurrency, progress=bars
-        )
-    show_pipeline_result(result, rows, console)
 
 
 app.command("models")(models_command)

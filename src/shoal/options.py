@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+
 from shoal.errors import UserInputError
 
 
@@ -18,3 +20,16 @@ def parse_per_label(value: str) -> int | None:
     if number < 1:
         raise UserInputError(f"invalid --per-label {value!r}: it must be at least 1, or 'all'")
     return number
+
+
+def parse_max_cost(value: str) -> Decimal:
+    """Return the --max-cost amount in USD; a leading "$" is allowed. Others raise UserInputError."""
+    try:
+        amount = Decimal(value.strip().removeprefix("$"))
+    except InvalidOperation:
+        raise UserInputError(
+            f"invalid --max-cost {value!r}: give an amount in USD, e.g. 0.50"
+        ) from None
+    if not amount.is_finite() or amount <= 0:
+        raise UserInputError(f"invalid --max-cost {value!r}: it must be more than 0 USD")
+    return amount

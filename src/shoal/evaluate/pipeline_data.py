@@ -40,19 +40,21 @@ def read_rows(path: str | Path) -> list[Row]:
 
 
 def sample_per_label(
-    rows: Sequence[Row], column: str, per_label: int | None, seed: int
+    rows: Sequence[Row], column: str | Sequence[str], per_label: int | None, seed: int
 ) -> list[Row]:
     """Take up to `per_label` random rows of each value of `column`, kept in row order.
 
+    With several columns, the rows are grouped by their combination of values.
     `per_label=None` keeps every row. The same seed always takes the same rows.
     """
+    columns = [column] if isinstance(column, str) else list(column)
     if per_label is None:
         return list(rows)
     if per_label < 1:
         raise DatasetError(f"rows per label must be at least 1, got {per_label}")
     positions: dict[Any, list[int]] = {}
     for position, row in enumerate(rows):
-        positions.setdefault(row.get(column), []).append(position)
+        positions.setdefault(tuple(row.get(name) for name in columns), []).append(position)
     rng = random.Random(seed)
     chosen: list[int] = []
     for value in sorted(positions, key=str):

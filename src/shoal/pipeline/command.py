@@ -14,7 +14,9 @@ is evaluated.
 from __future__ import annotations
 
 import random
+import sys
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from rich.console import Console
@@ -105,6 +107,45 @@ def _split(rows: list[Row], seed: int) -> tuple[list[Row], list[Row]]:
     return [rows[i] for i in sorted(order[:cut])], [rows[i] for i in sorted(order[cut:])]
 
 
+@dataclass(frozen=True)
+class PipelineEvalOptions:
+    """The options of `shoal eval` that apply to a pipeline."""
+
+    train: Path | None
+    per_label: int | None
+    limit: int | None
+    concurrency: int
+    seed: int
+    max_cost: Decimal | None
+
+
+def run_pipeline_eval(name: str, data: Path, options: PipelineEvalOptions, output: Path | None) -> bool:
+    """Train, run and report a pipeline for `shoal eval`; return False when the cap stopped it."""
+    from shoal.bench.view import RichProgress
+    from shoal.calls import Budget
+    from shoal.pipeline import bind_pipeline, evaluate_pipeline, train_pipeline
+
+    spec = load_pipeline_spec(name)
+    rows = load_pipeline_data(data, train=options.train, limit=options.limit, seed=options.seed)
+    progress = Console(stderr=True)
+    progress.print(
+        f"training {spec.name}'s encoder steps on {len(rows.train)} rows", markup=False, style="dim"
+    )
+    budget = Budget(options.max_cost) if options.max_cost is not None else None
+    steps = train_pipeline(
+        spec, rows.train, per_label=options.per_label, seed=options.seed, budget=budget
+    )
+    console = Console() if sys.stdout.isatty() else Console(width=150)
+    with RichProgress(console) as bars:
+        result = evaluate_pipeline(
+            bind_pipeline(spec, steps), rows.test,
+            output=output if output is not None else Path(f"eval-{spec.name}"),
+            concurrency=options.concurrency, progress=bars,
+        )
+    show_pipeline_result(result, rows, console)
+    return result.stopped is None
+
+
 def show_pipeline_result(result: PipelineEvalResult, data: PipelineData, console: Console) -> None:
     """Print the per-step and end-to-end figures."""
     console.print(
@@ -134,7 +175,10 @@ def show_pipeline_result(result: PipelineEvalResult, data: PipelineData, console
         f" | {result.failed_items} items with a failed or skipped step",
         markup=False,
     )
-    written = [path for path in (result.records_path, result.summary_path) if path is not None]
+    if result.stopped is not None:
+        console.print(result.stopped, style="yellow", markup=False)
+    paths = (result.records_path, result.summary_path, result.plot_path)
+    written = [path for path in paths if path is not None]
     if written:
         console.print("Wrote " + ", ".join(str(path) for path in written) + ".", markup=False)
 

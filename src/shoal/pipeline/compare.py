@@ -23,10 +23,10 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shoal.calls import GuardedProvider
-from shoal.errors import UserInputError
+from shoal.calls import Budget, GuardedProvider
+from shoal.errors import BudgetExceededError, UserInputError
 from shoal.evaluate.records import RunRecordWriter, encode_record, read_records
 from shoal.models import load_provider
 from shoal.pipeline.bind import bind_pipeline
@@ -37,6 +37,9 @@ from shoal.pipeline.spec import PipelineSpec
 from shoal.pipeline.train import train_pipeline
 from shoal.pricing import DEFAULT_MACHINE, MachinePrice
 from shoal.tasks.extract import ExtractStep
+
+if TYPE_CHECKING:
+    from shoal.bench.progress import Progress
 
 logger = logging.getLogger("shoal.pipeline.compare")
 
@@ -120,10 +123,14 @@ def compare_pipeline(
     seed: int = 0,
     machine: MachinePrice = DEFAULT_MACHINE,
     single_step: ExtractStep | None = None,
+    budget: Budget | None = None,
+    progress: Progress | None = None,
 ) -> CompareResult:
     """Run the chain and the single call on `test_rows`, and write the records and figures.
 
     The records are written to `output` (see the module doc) and the figures read from them.
+    Both sides draw on `budget`; a side it stops raises BudgetExceededError, and the
+    records written until then stay in `output`.
 
     `single_step` replaces the ExtractStep built for `single_model`, for callers that
     configure their own provider, retries or token limit.
@@ -132,7 +139,7 @@ def compare_pipeline(
         raise UserInputError("no test rows to compare on; give at least one row")
     plan = plan_single_call(spec, train_rows)
     if single_step is None:
-        provider = GuardedProvider(load_provider(single_model, machine=machine))
+        provider = GuardedProvider(load_provider(single_model, machine=machine), budget=budget)
         single_step = ExtractStep(
             provider,
             plan.schema,
@@ -141,11 +148,19 @@ def compare_pipeline(
             max_tokens=SINGLE_CALL_MAX_TOKENS,
         )
 
-    builder = train_pipeline(spec, train_rows, per_label=per_label, seed=seed, machine=machine)
+    builder = train_pipeline(
+        spec, train_rows, per_label=per_label, seed=seed, machine=machine, budget=budget
+    )
     logger.info("comparing %s: chain on %d items", spec.name, len(test_rows))
     chain_result = evaluate_pipeline(
-        bind_pipeline(spec, builder), test_rows, output=output / "chain", concurrency=concurrency
+        bind_pipeline(spec, builder), test_rows, output=output / "chain",
+        concurrency=concurrency, progress=progress,
     )
+    if chain_result.stopped is not None:
+        raise BudgetExceededError(
+            f"the chain {chain_result.stopped}; the single call was not run. The chain's "
+            f"records and figures are in {output / 'chain'}"
+        )
     assert chain_result.records_path is not None  # evaluate_pipeline sets it with an output
     chain_records = read_records(chain_result.records_path)
 
@@ -155,7 +170,7 @@ def compare_pipeline(
     single_output = output / "single"
     single_records = asyncio.run(
         _run_single(
-            SingleCall(spec, plan, single_step), test_rows, concurrency, single_output
+            SingleCall(spec, plan, single_step), test_rows, concurrency, single_output, progress
         )
     )
     single_result = summarize_pipeline(
@@ -180,7 +195,11 @@ def compare_pipeline(
 
 
 async def _run_single(
-    call: SingleCall, rows: Sequence[Row], concurrency: int, output: Path
+    call: SingleCall,
+    rows: Sequence[Row],
+    concurrency: int,
+    output: Path,
+    progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
     """Run the single call on every row, at most `concurrency` at a time, writing each record.
 
@@ -192,6 +211,8 @@ async def _run_single(
     slots = asyncio.Semaphore(concurrency)
     output.mkdir(parents=True, exist_ok=True)
     (output / "records.jsonl").unlink(missing_ok=True)
+    if progress is not None:
+        progress.phase(f"single call: {call.step.model} on {len(rows)} items", len(rows))
 
     with RunRecordWriter(output / "records.jsonl") as writer:
 
@@ -199,6 +220,8 @@ async def _run_single(
             async with slots:
                 record = await call.record(index, rows[index])
             writer.write(record)
+            if progress is not None:
+                progress.advance()
             return record
 
         records = await asyncio.gather(*(run_one(index) for index in range(len(rows))))

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shoal.errors import UserInputError
-from shoal.options import parse_per_label
+from shoal.options import parse_max_cost, parse_per_label
 from shoal.pipeline.command import PipelineData, load_pipeline_data, load_pipeline_spec
 from shoal.pipeline.compare import CompareResult, SideFigures
 
@@ -30,14 +30,17 @@ def compare_command(
     data: Annotated[Path, typer.Argument(help="A CLINC150 folder, or a CSV or JSON Lines file with the columns the steps read and are scored against.")],
     model: Annotated[str, typer.Option(help="The model of the single call, which does every step in one prompt (default: the largest local model; an API model such as openai:gpt-4o-mini needs its key).")] = DEFAULT_SINGLE_MODEL,
     train: Annotated[Path | None, typer.Option(help="Labelled rows the chain's encoder steps train on (default: a seeded 70% of DATA, or CLINC150's train split).")] = None,
-    per_label: Annotated[str, typer.Option(help="Training rows per label for each encoder step, or 'all'.")] = "10",
+    per_label: Annotated[str, typer.Option(help="Labelled rows kept of each label (of each combination of the steps' gold labels) to train the encoder steps on, or 'all'.")] = "10",
     limit: Annotated[int | None, typer.Option(min=1, help="Test items: a seeded sample of the test rows (default: all).")] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Items run at the same time on each side.")] = 4,
     seed: Annotated[int, typer.Option(help="Seed of the train/test split and samples.")] = 0,
+    max_cost: Annotated[str | None, typer.Option(help="Spending cap in USD for both sides together; the run stops before a call that could cross it.")] = None,
     output_format: Annotated[str, typer.Option("--format", help="'table' or 'json' (the summary.json document).")] = "table",
     output: Annotated[Path | None, typer.Option(help="Folder for chain/ and single/ records, summary.json and compare.png (default: compare-PIPELINE-NAME).")] = None,
 ) -> None:
     """Compare a pipeline's chain with one call that does every step: accuracy, cost, tokens, latency."""
+    from shoal.bench.view import RichProgress
+    from shoal.calls import Budget
     from shoal.pipeline.compare import compare_pipeline
 
     if output_format not in ("table", "json"):
@@ -50,14 +53,18 @@ def compare_command(
         f"comparing {spec.name} with one call of {model} on {len(rows.test)} items",
         markup=False, style="dim",
     )
-    result = compare_pipeline(
-        spec, rows.train, rows.test, model, concurrency=concurrency, output=folder,
-        per_label=parse_per_label(per_label), seed=seed,
-    )
+    budget = Budget(parse_max_cost(max_cost)) if max_cost is not None else None
+    # With --format json, stdout carries the document alone, so the bars go to stderr.
+    console = Console() if sys.stdout.isatty() else Console(width=150)
+    bars_console = status if output_format == "json" else console
+    with RichProgress(bars_console) as bars:
+        result = compare_pipeline(
+            spec, rows.train, rows.test, model, concurrency=concurrency, output=folder,
+            per_label=parse_per_label(per_label), seed=seed, budget=budget, progress=bars,
+        )
     if output_format == "json":
         typer.echo(json.dumps(result.to_json(), indent=2))
         return
-    console = Console() if sys.stdout.isatty() else Console(width=150)
     show_compare_result(result, rows, console)
 
 

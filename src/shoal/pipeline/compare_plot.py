@@ -1,5 +1,7 @@
 """A PNG of accuracy against $ per 1,000 items for a chain, its steps and the single call.
 
+`shoal eval` on a pipeline draws the same plot without the single call.
+
 Drawn on its own `Figure` with the Agg canvas, as `shoal.report.plot` does, so matplotlib's
 global state is left untouched.
 """
@@ -17,27 +19,34 @@ from shoal.report.plot import plain_text, set_cost_scale
 
 if TYPE_CHECKING:
     from shoal.pipeline.compare import CompareResult
+    from shoal.pipeline.eval_summary import PipelineEvalResult
 
 logger = logging.getLogger("shoal.pipeline.compare")
 
 Point = tuple[str, float, float]  # label, $ per 1,000 items, accuracy
 
 
-def compare_points(result: CompareResult) -> dict[str, list[Point]]:
-    """Return the plotted points by kind: the chain, its steps, and the single call.
+def chain_points(chain: PipelineEvalResult) -> dict[str, list[Point]]:
+    """Return the plotted points of a pipeline evaluation by kind: the chain and its steps.
 
-    A step is plotted at its accuracy and mean cost over the items it ran on. A side or
-    step without a scored item has no accuracy and is left out.
+    A step is plotted at its accuracy and mean cost over the items it ran on. The chain or
+    a step without a scored item has no accuracy and is left out.
     """
-    chain = result.chain.result
-    single = result.single.result
-    points: dict[str, list[Point]] = {"chain": [], "steps": [], "single call": []}
+    points: dict[str, list[Point]] = {"chain": [], "steps": []}
     if chain.end_to_end_accuracy is not None:
         points["chain"].append(("chain", float(chain.cost_per_1k_usd), chain.end_to_end_accuracy))
     for name, step in chain.steps.items():
         if step.accuracy is not None and step.mean_cost_usd is not None:
             points["steps"].append((name, float(step.mean_cost_usd) * 1000, step.accuracy))
     points["steps"].sort(key=lambda point: point[1])  # neighbours in cost get staggered labels
+    return points
+
+
+def compare_points(result: CompareResult) -> dict[str, list[Point]]:
+    """Return the plotted points by kind: the chain, its steps, and the single call."""
+    points = chain_points(result.chain.result)
+    single = result.single.result
+    points["single call"] = []
     if single.end_to_end_accuracy is not None:
         points["single call"].append(
             (result.single_model, float(single.cost_per_1k_usd), single.end_to_end_accuracy)
@@ -46,8 +55,17 @@ def compare_points(result: CompareResult) -> dict[str, list[Point]]:
 
 
 def plot_compare(result: CompareResult, path: Path) -> None:
-    """Write the PNG to `path`, creating its parent folders."""
-    points = compare_points(result)
+    """Write the comparison's PNG to `path`, creating its parent folders."""
+    plot_points(compare_points(result), f"{result.pipeline}: chain against one call", path)
+
+
+def plot_pipeline(result: PipelineEvalResult, path: Path) -> None:
+    """Write the PNG of a pipeline evaluation (the chain and its steps) to `path`."""
+    plot_points(chain_points(result), f"{result.pipeline}: the chain and its steps", path)
+
+
+def plot_points(points: dict[str, list[Point]], title: str, path: Path) -> None:
+    """Draw the points by kind on a log-scaled cost axis and write the PNG to `path`."""
     styles = {
         "chain": {"color": "tab:blue", "marker": "D", "s": 70},
         "steps": {"color": "tab:gray", "marker": "o", "s": 30},
@@ -78,11 +96,11 @@ def plot_compare(result: CompareResult, path: Path) -> None:
             )
     axes.set_xlabel("$ per 1,000 items")
     axes.set_ylabel("accuracy")
-    axes.set_title(plain_text(f"{result.pipeline}: chain against one call"))
+    axes.set_title(plain_text(title))
     axes.margins(x=0.15, y=0.1)
     axes.grid(True, alpha=0.3)
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=3, frameon=False)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png", dpi=150)
-    logger.info("wrote the comparison plot to %s", path)
+    logger.info("wrote the plot to %s", path)

@@ -63,8 +63,10 @@ class PipelineEvalResult:
     p50_ms: float
     p95_ms: float
     failed_items: int  # items with a failed or skipped step
+    stopped: str | None = None  # why the run ended before every item, e.g. the spending cap
     records_path: Path | None = None
     summary_path: Path | None = None
+    plot_path: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +81,7 @@ class PipelineEvalResult:
             "p50_ms": self.p50_ms,
             "p95_ms": self.p95_ms,
             "failed_items": self.failed_items,
+            "stopped": self.stopped,
             "steps": {name: step.to_json() for name, step in self.steps.items()},
         }
 

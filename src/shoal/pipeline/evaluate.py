@@ -2,7 +2,9 @@
 
 Each step with a `gold` column is scored on the items it ran on, and the item is correct
 end to end when every step on its path that has a gold value is correct. A misrouted item
-is therefore wrong end to end, even where the wrong specialist happens to be right. The
+is therefore wrong end to end, even where the wrong specialist happens to be right. A
+router below its threshold abstains: its label is left out of the end-to-end score, and
+the fallback step it sent the item to decides. The
 gap between the steps' accuracies and the end-to-end accuracy is the loss from chaining.
 
 One record per item (a JSON line, written as the item finishes):
@@ -25,13 +27,14 @@ computed from these records alone (see `shoal.pipeline.eval_summary`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shoal.errors import UserInputError
+from shoal.errors import BudgetExceededError, UserInputError
 from shoal.evaluate.records import RunRecordWriter, encode_record
 from shoal.pipeline.eval_summary import (
     PipelineEvalResult,
@@ -75,9 +78,11 @@ async def evaluate_pipeline_async(
 ) -> PipelineEvalResult:
     """Run the pipeline on every row, at most `concurrency` items at a time.
 
-    With `output`, the records go to `output/records.jsonl` (replacing an earlier run's)
-    and the figures to `output/summary.json`. An error that ends an item's run, such as a
-    row without a step's input column, ends the evaluation.
+    With `output`, the records go to `output/records.jsonl` (replacing an earlier run's),
+    the figures to `output/summary.json` and their plot to `output/pipeline.png`. An error
+    that ends an item's run, such as a row without a step's input column, ends the
+    evaluation. When the spending cap stops the run, the figures cover the items that
+    finished and `stopped` gives the reason. The error is raised only when no item finished.
     """
     if concurrency < 1:
         raise UserInputError(f"concurrency must be at least 1, got {concurrency}")
@@ -113,14 +118,22 @@ async def evaluate_pipeline_async(
                     group.create_task(run_one(index, writer))
         except BaseExceptionGroup as group_error:
             failure = _first_leaf(group_error)
-    if failure is not None:
+    stopped = None
+    if isinstance(failure, BudgetExceededError) and records:
+        stopped = f"stopped after {len(records)} of {len(rows)} items: {failure}"
+    elif failure is not None:
         # Raised outside the handler, so that the error keeps its own cause, not the group.
         raise failure
 
     records.sort(key=lambda record: record["item"])
     result = summarize_pipeline(records, steps=list(pipeline.spec.steps), records_path=records_path)
+    result = dataclasses.replace(result, stopped=stopped)
     if output is not None:
+        from shoal.pipeline.compare_plot import plot_pipeline
+
         result = write_pipeline_summary(output / "summary.json", result)
+        plot_pipeline(result, output / "pipeline.png")
+        result = dataclasses.replace(result, plot_path=output / "pipeline.png")
     return result
 
 
@@ -142,7 +155,7 @@ def item_record(spec: PipelineSpec, index: int, row: Row, trace: ItemTrace) -> d
         "gold": gold,
         "correct": correct,
         "routed_correctly": _routed_correctly(spec, trace, gold),
-        "end_to_end_correct": _end_to_end(correct, gold, trace.skipped),
+        "end_to_end_correct": _end_to_end(correct, gold, trace),
         "cost_usd": trace.cost_usd,
         "latency_ms": trace.latency_s * 1000,
         "trace": trace.to_record(),
@@ -180,13 +193,20 @@ def _routed_correctly(
     return routed
 
 
-def _end_to_end(correct: dict[str, bool], gold: dict[str, str], skipped: list[str]) -> bool | None:
-    """Return whether every scored step is correct. A skipped step with gold counts as wrong."""
-    if any(name in gold for name in skipped):
+def _end_to_end(correct: dict[str, bool], gold: dict[str, str], trace: ItemTrace) -> bool | None:
+    """Return whether every scored step that decides the item's output is correct.
+
+    A skipped step with gold counts as wrong. A route step below its threshold handed the
+    item to its fallback step, so its label is left out and the fallback step's score
+    counts in its place.
+    """
+    if any(name in gold for name in trace.skipped):
         return False
-    if not correct:
+    deferred = {record.step for record in trace.steps if record.route_reason == "below threshold"}
+    scores = [score for name, score in correct.items() if name not in deferred]
+    if not scores:
         return None
-    return all(correct.values())
+    return all(scores)
 
 
 def _text(value: Any) -> str:

@@ -84,14 +84,21 @@ def train_pipeline(
 ) -> StepsByModel:
     """Fit an EncoderStep for every encoder model of every step, and return a step builder.
 
-    Each classifier trains on up to `per_label` seeded random rows of each gold label of
-    its step (every row when None). Generative models go to `otherwise` (by default
+    The labelled rows are sampled once: up to `per_label` seeded random rows of each
+    combination of the classify and route steps' gold labels (every row when None), as a
+    labelled set of `per_label` examples of each kind of item. Each classifier then trains
+    on every sampled row routed to its step, so a CLINC150 router with 10 rows per intent learns each
+    domain from 150 rows. Generative models go to `otherwise` (by default
     `ModelStepBuilder`), and a classify step without `labels` is given the sorted gold
     labels of its training rows (a route step with a `fallback_step` adds them to its
     routes' labels). Raises UserInputError for an encoder step without `gold`, an encoder
     specialist of a route step without `gold`, an extract step with an encoder model, or
     training rows of fewer than 2 labels.
     """
+    golds = [
+        step.gold for step in spec.steps.values() if step.gold is not None and step.task != "extract"
+    ]
+    rows = sample_per_label(rows, list(dict.fromkeys(golds)), per_label, seed)
     by_step = step_training_rows(spec, rows)
     encoders: dict[str, EncoderClassifier] = {}  # one loaded encoder per model, shared
     trained: dict[str | tuple[str, str], PipelineStep] = {}
@@ -116,7 +123,7 @@ def train_pipeline(
                     f"a route step before it has no gold column to choose them by; set gold "
                     f"on {_gold_less_router(spec, name)!r}"
                 )
-            texts, labels = _examples(name, step, step_rows, per_label, seed)
+            texts, labels = _examples(name, step, step_rows)
             logger.info("training %s for step %s on %d rows", model, name, len(texts))
             classifier.fit(texts, labels)
             trained[(name, model)] = EncoderStep(classifier, budget=budget)
@@ -128,9 +135,7 @@ def train_pipeline(
     return StepsByModel(trained, otherwise=_GoldLabels(otherwise, gold_labels))
 
 
-def _examples(
-    name: str, step: StepSpec, rows: list[Row], per_label: int | None, seed: int
-) -> tuple[list[str], list[str]]:
+def _examples(name: str, step: StepSpec, rows: list[Row]) -> tuple[list[str], list[str]]:
     """Return the texts and gold labels an encoder model of the step is fitted on."""
     if step.task == "extract":
         raise UserInputError(
@@ -143,7 +148,6 @@ def _examples(
             "gold column; set gold to the column that holds its labels"
         )
     usable = [row for row in rows if _text(row.get(step.input)) and _text(row.get(step.gold))]
-    usable = sample_per_label(usable, step.gold, per_label, seed)
     labels = [_text(row[step.gold]) for row in usable]
     if len(set(labels)) < 2:
         found = f"only the label {labels[0]!r}" if labels else "no row"

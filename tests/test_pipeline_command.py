@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from shoal.cli import app
 from shoal.errors import UserInputError
 from shoal.evaluate.records import read_records
+from shoal.pipeline import parse_pipeline
 from shoal.pipeline.command import is_pipeline, load_pipeline_data, load_pipeline_spec
 
 ROUTER = """\
@@ -28,6 +29,13 @@ steps:
   banking: {task: classify, model: encoder:minilm, gold: intent}
   travel: {task: classify, model: encoder:minilm, gold: intent}
   general: {task: classify, model: encoder:minilm, gold: intent}
+"""
+
+TWO_CLASSIFIERS = """\
+name: two-classifiers
+steps:
+  queue: {task: classify, model: encoder:minilm, gold: queue}
+  priority: {task: classify, model: encoder:minilm, gold: priority}
 """
 
 
@@ -59,9 +67,48 @@ def test_example_spec_by_name() -> None:
 def test_clinc_folder_uses_its_splits() -> None:
     data = load_pipeline_data(clinc_folder(), limit=50, seed=1)
 
-    assert len(data.train) == 15000 + 100
+    assert len(data.train) == 15000
+    assert len(data.train_kept) == 100
+    assert {row["intent"] for row in data.train_kept} == {"oos"}
     assert len(data.test) == 50
     assert {"text", "intent", "domain"} <= set(data.test[0])
+
+
+def test_clinc_training_keeps_every_oos_row() -> None:
+    data = load_pipeline_data(clinc_folder())
+    spec = load_pipeline_spec("clinc150_router")
+
+    rows = data.training_rows(spec, per_label=2, seed=0)
+
+    assert len(rows) == 150 * 2 + 100
+    assert sum(row["intent"] == "oos" for row in rows) == 100
+
+
+def test_training_rows_per_label_combination(tmp_path: Path) -> None:
+    rows = [{"text": str(n), "queue": "qa"[n % 2], "priority": "hl"[n % 3 % 2]} for n in range(24)]
+    data = load_pipeline_data(write_rows(tmp_path / "rows.csv", rows), seed=0)
+    spec = parse_pipeline(TWO_CLASSIFIERS)
+
+    kept = data.training_rows(spec, per_label=1, seed=0)
+
+    combinations = {(row["queue"], row["priority"]) for row in data.train}
+    assert len(kept) == len(combinations) == 4
+
+
+def test_missing_gold_column_rejected(tmp_path: Path) -> None:
+    test = write_rows(tmp_path / "test.csv", [{"text": "c", "queue": "q"}])
+    data = load_pipeline_data(test, train=test)
+
+    with pytest.raises(UserInputError, match="no column 'priority', which step 'priority' is scored"):
+        data.check_columns(parse_pipeline(TWO_CLASSIFIERS))
+
+
+def test_missing_input_column_rejected(tmp_path: Path) -> None:
+    test = write_rows(tmp_path / "test.csv", [{"body": "c", "queue": "q", "priority": "h"}])
+    data = load_pipeline_data(test, train=test)
+
+    with pytest.raises(UserInputError, match="no column 'text', which step 'queue' reads"):
+        data.check_columns(parse_pipeline(TWO_CLASSIFIERS))
 
 
 def test_clinc_folder_rejects_train_option(tmp_path: Path) -> None:

@@ -25,9 +25,12 @@ from shoal.models import load_provider
 from shoal.pipeline import parse_pipeline
 from shoal.pipeline.compare import CompareResult, compare_pipeline
 from shoal.pipeline.compare_command import compare_command
+from shoal.pipeline.model_steps import loaded_provider
 from shoal.pipeline.single_call import SingleCall, plan_single_call
+from shoal.pricing import DEFAULT_MACHINE
 from shoal.pricing.api import api_cost
 from shoal.providers.base import Usage
+from shoal.providers.local import LlamaCppProvider
 from shoal.tasks.extract import ExtractStep
 
 DOMAINS = ("banking", "travel", "utility")
@@ -334,3 +337,12 @@ def test_local_single_call_on_three_items(tmp_path: Path) -> None:
     assert all(record["trace"]["call"]["valid"] for record in records)
     assert result.single.compute_seconds > 0
     assert result.single.tokens > 0
+
+
+@pytest.mark.slow
+def test_local_weights_loaded_before_first_item() -> None:
+    # Loaded up front, the weights' load time is not charged to the first item.
+    provider = loaded_provider("local:qwen2.5-coder-0.5b", DEFAULT_MACHINE)
+
+    assert isinstance(provider, LlamaCppProvider)
+    assert provider._llama is not None

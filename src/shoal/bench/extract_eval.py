@@ -64,7 +64,8 @@ def load_extraction_dataset(options: ExtractEvalOptions) -> ExtractionDataset:
     if options.dataset == "squad2":
         return load_squad2(options.path, limit=options.limit)
     raise UserInputError(
-        f"unknown dataset {options.dataset!r}; use one of: {', '.join(DATASETS)}"
+        f"unknown dataset {options.dataset!r}; use one of: {', '.join(DATASETS)}, or give a "
+        "pipeline: a .yaml file or a shipped example (clinc150_router, ticket_triage)"
     )
 
 

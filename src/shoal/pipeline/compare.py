@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 from shoal.calls import Budget, GuardedProvider
 from shoal.errors import BudgetExceededError, UserInputError
 from shoal.evaluate.records import RunRecordWriter, encode_record, read_records
-from shoal.models import load_provider
 from shoal.pipeline.bind import bind_pipeline
 from shoal.pipeline.eval_summary import PipelineEvalResult, summarize_pipeline
 from shoal.pipeline.evaluate import evaluate_pipeline
+from shoal.pipeline.model_steps import loaded_provider
 from shoal.pipeline.single_call import SingleCall, plan_single_call
 from shoal.pipeline.spec import PipelineSpec
 from shoal.pipeline.train import train_pipeline
@@ -139,7 +139,7 @@ def compare_pipeline(
         raise UserInputError("no test rows to compare on; give at least one row")
     plan = plan_single_call(spec, train_rows)
     if single_step is None:
-        provider = GuardedProvider(load_provider(single_model, machine=machine), budget=budget)
+        provider = GuardedProvider(loaded_provider(single_model, machine), budget=budget)
         single_step = ExtractStep(
             provider,
             plan.schema,

@@ -45,22 +45,26 @@ def compare_command(
 
     if output_format not in ("table", "json"):
         raise UserInputError(f"--format must be 'table' or 'json', got {output_format!r}")
+    budget = Budget(parse_max_cost(max_cost)) if max_cost is not None else None
+    kept = parse_per_label(per_label)
     spec = load_pipeline_spec(pipeline)
     rows = load_pipeline_data(data, train=train, limit=limit, seed=seed)
+    rows.check_columns(spec)
+    training = rows.training_rows(spec, kept, seed)
     folder = output if output is not None else Path(f"compare-{spec.name}")
     status = Console(stderr=True)
     status.print(
-        f"comparing {spec.name} with one call of {model} on {len(rows.test)} items",
+        f"comparing {spec.name} with one call of {model} on {len(rows.test)} items; the "
+        f"chain's encoder steps train on {len(training)} rows",
         markup=False, style="dim",
     )
-    budget = Budget(parse_max_cost(max_cost)) if max_cost is not None else None
     # With --format json, stdout carries the document alone, so the bars go to stderr.
     console = Console() if sys.stdout.isatty() else Console(width=150)
     bars_console = status if output_format == "json" else console
     with RichProgress(bars_console) as bars:
         result = compare_pipeline(
-            spec, rows.train, rows.test, model, concurrency=concurrency, output=folder,
-            per_label=parse_per_label(per_label), seed=seed, budget=budget, progress=bars,
+            spec, training, rows.test, model, concurrency=concurrency, output=folder,
+            seed=seed, budget=budget, progress=bars,
         )
     if output_format == "json":
         typer.echo(json.dumps(result.to_json(), indent=2))
@@ -93,11 +97,13 @@ def show_compare_result(result: CompareResult, data: PipelineData, console: Cons
         sides.add_row(*_side_row(side))
     console.print(sides)
     overhead = result.token_overhead_pct
-    console.print(
-        "token overhead of the chain: "
-        + ("n/a (the single call used no tokens)" if overhead is None else f"{overhead:+.1f}%"),
-        markup=False,
-    )
+    if overhead is None:
+        note = "n/a (the single call used no tokens)"
+    elif result.chain.tokens == 0:
+        note = f"{overhead:+.1f}% (the chain's steps use no tokens; compare compute seconds)"
+    else:
+        note = f"{overhead:+.1f}%"
+    console.print(f"token overhead of the chain: {note}", markup=False)
     console.print(f"Wrote {result.summary_path} and {result.plot_path}.", markup=False)
 
 

@@ -20,6 +20,7 @@ from shoal.pipeline.spec import StepSpec
 from shoal.pipeline.step_run import PipelineStep
 from shoal.pricing import DEFAULT_MACHINE, Cost, MachinePrice, Price
 from shoal.providers.base import Provider, Usage
+from shoal.providers.local import LlamaCppProvider
 from shoal.tasks.classify import OPTION_LETTERS, CandidateChoiceStep
 from shoal.tasks.extract import DEFAULT_INSTRUCTIONS as EXTRACT_INSTRUCTIONS
 from shoal.tasks.extract import ExtractStep, Schema
@@ -127,9 +128,7 @@ class ModelStepBuilder:
 
     def _provider(self, model: str) -> GuardedProvider:
         if model not in self._providers:
-            provider = load_provider(
-                model, machine=self.machine, allow_download=self.allow_download
-            )
+            provider = loaded_provider(model, self.machine, allow_download=self.allow_download)
             self._providers[model] = GuardedProvider(
                 provider, retry=self.retry, limits=self.limits, budget=self.budget
             )
@@ -141,3 +140,17 @@ class ModelStepBuilder:
         if spec.schema_file is None:
             raise UserInputError(f"step {name!r} needs a schema or a schema_file")
         return Schema.from_file(self.resolve_path(spec.schema_file))
+
+
+def loaded_provider(
+    model: str, machine: MachinePrice, *, allow_download: bool = False
+) -> Provider:
+    """Return the provider of a generative model, with a local model's weights loaded.
+
+    Loading here, before any item runs, keeps the load time out of the first item's
+    latency and compute cost.
+    """
+    provider = load_provider(model, machine=machine, allow_download=allow_download)
+    if isinstance(provider, LlamaCppProvider):
+        provider.load()
+    return provider

@@ -95,10 +95,7 @@ def train_pipeline(
     specialist of a route step without `gold`, an extract step with an encoder model, or
     training rows of fewer than 2 labels.
     """
-    golds = [
-        step.gold for step in spec.steps.values() if step.gold is not None and step.task != "extract"
-    ]
-    rows = sample_per_label(rows, list(dict.fromkeys(golds)), per_label, seed)
+    rows = sample_training_rows(spec, rows, per_label, seed)
     by_step = step_training_rows(spec, rows)
     encoders: dict[str, EncoderClassifier] = {}  # one loaded encoder per model, shared
     trained: dict[str | tuple[str, str], PipelineStep] = {}
@@ -133,6 +130,19 @@ def train_pipeline(
 
         otherwise = ModelStepBuilder(resolve_path=spec.resolve_path, budget=budget, machine=machine)
     return StepsByModel(trained, otherwise=_GoldLabels(otherwise, gold_labels))
+
+
+def sample_training_rows(
+    spec: PipelineSpec, rows: Sequence[Row], per_label: int | None, seed: int
+) -> list[Row]:
+    """Take up to `per_label` seeded rows of each combination of the steps' gold labels.
+
+    Only classify and route steps count, since an extract step's gold value is an object.
+    """
+    golds = [
+        step.gold for step in spec.steps.values() if step.gold is not None and step.task != "extract"
+    ]
+    return sample_per_label(rows, list(dict.fromkeys(golds)), per_label, seed)
 
 
 def _examples(name: str, step: StepSpec, rows: list[Row]) -> tuple[list[str], list[str]]:

@@ -584,6 +584,18 @@ def test_yaml_unknown_key_names_line() -> None:
     assert "retries" in message
 
 
+def test_yaml_errors_one_per_line() -> None:
+    message = yaml_error(
+        "name: x\nsteps:\n  a:\n    task: classify\n    model: openai:m\n"
+        "    labels: [p, q]\n    retry: 2\n    treshold: 1\n"
+    )
+
+    lines = message.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("p.yaml line 7: steps.a.retry: unknown key 'retry'")
+    assert lines[1].startswith("p.yaml line 8: steps.a.treshold: unknown key 'treshold'")
+
+
 def test_yaml_wrong_type_names_line() -> None:
     message = yaml_error(
         "name: x\nsteps:\n  a:\n    task: classify\n    model: openai:m\n"

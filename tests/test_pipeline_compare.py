@@ -255,6 +255,15 @@ def test_cli_json_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert document["single"]["tokens"] == len(rows) * (PROMPT_TOKENS + COMPLETION_TOKENS)
 
 
+def test_cli_table_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result, rows = invoke_compare(tmp_path, monkeypatch)
+
+    assert result.exit_code == 0, result.output
+    assert f"100.0% ({len(rows)})" in result.stdout  # the single call's router, all scored
+    assert "-100.0% (the chain's steps use no tokens" in result.stdout
+    assert (tmp_path / "out" / "chain" / "pipeline.png").is_file()
+
+
 def test_cli_spending_cap_stops_single_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

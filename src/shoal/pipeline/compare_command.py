@@ -20,6 +20,7 @@ from shoal.errors import UserInputError
 from shoal.options import parse_max_cost, parse_per_label
 from shoal.pipeline.command import PipelineData, load_pipeline_data, load_pipeline_spec
 from shoal.pipeline.compare import CompareResult, SideFigures
+from shoal.pipeline.eval_summary import StepEvalSummary
 
 # The larger of shoal's two in-process models (models.LOCAL_MODELS), used when no API model is named.
 DEFAULT_SINGLE_MODEL = "local:qwen2.5-coder-1.5b"
@@ -79,13 +80,15 @@ def show_compare_result(result: CompareResult, data: PipelineData, console: Cons
         f"{result.chain.result.n_items} test items; {data.description}.",
         markup=False,
     )
+    # Each side scores a specialist on the items its own router sent there, so the counts
+    # of scored items differ between the sides.
     table = Table()
-    for column in ("step", "chain accuracy", "single-call accuracy", "chain $/1k"):
+    for column in ("step", "chain accuracy (scored)", "single-call accuracy (scored)", "chain $/1k"):
         table.add_column(column, justify="left" if column == "step" else "right")
     for name, step in result.chain.result.steps.items():
         single = result.single.result.steps.get(name)
         table.add_row(
-            name, _share(step.accuracy), _share(single.accuracy if single else None),
+            name, _scored(step), _scored(single),
             "" if step.mean_cost_usd is None else f"{float(step.mean_cost_usd) * 1000:.5f}",
         )
     console.print(table)
@@ -120,6 +123,12 @@ def _side_row(side: SideFigures) -> list[str]:
         f"{side.tokens:,}",
         f"{side.compute_seconds:,.2f}",
     ]
+
+
+def _scored(step: StepEvalSummary | None) -> str:
+    if step is None or step.accuracy is None:
+        return ""
+    return f"{step.accuracy:.1%} ({step.scored})"
 
 
 def _share(value: float | None) -> str:

@@ -118,7 +118,7 @@ def _reject_duplicate_keys(node: yaml.Node, source: str) -> None:
 
 
 def format_errors(error: ValidationError, source: str, root: yaml.Node | None) -> str:
-    """Turn validation errors into one line: `source line N: key.path: problem; ...`."""
+    """Turn validation errors into one line each: `source line N: key.path: problem`."""
     found = []
     for detail in error.errors():
         loc: Loc = tuple(detail["loc"])
@@ -132,7 +132,7 @@ def format_errors(error: ValidationError, source: str, root: yaml.Node | None) -
         found.append((line or 0, _where(source, line, loc) + message))
     found.sort(key=lambda pair: pair[0])
     messages = [message for _, message in found]
-    text = "; ".join(messages[:MAX_LISTED_ERRORS])
+    text = "\n".join(messages[:MAX_LISTED_ERRORS])
     if len(messages) > MAX_LISTED_ERRORS:
         text += f" (and {len(messages) - MAX_LISTED_ERRORS} more errors)"
     return text

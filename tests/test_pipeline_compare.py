@@ -16,6 +16,8 @@ import pytest
 import typer
 from conftest import shared_data_dir
 from fake_openai import FakeOpenAI, openai_usage
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from typer.testing import CliRunner, Result
 
 from shoal.errors import BudgetExceededError, UserInputError
@@ -25,6 +27,7 @@ from shoal.models import load_provider
 from shoal.pipeline import parse_pipeline
 from shoal.pipeline.compare import CompareResult, compare_pipeline
 from shoal.pipeline.compare_command import compare_command
+from shoal.pipeline.compare_plot import place_labels
 from shoal.pipeline.model_steps import loaded_provider
 from shoal.pipeline.single_call import SingleCall, plan_single_call
 from shoal.pricing import DEFAULT_MACHINE
@@ -355,3 +358,18 @@ def test_local_weights_loaded_before_first_item() -> None:
 
     assert isinstance(provider, LlamaCppProvider)
     assert provider._llama is not None
+
+
+def test_plot_labels_do_not_overlap() -> None:
+    figure = Figure(figsize=(8, 5.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    points = [(f"specialist_{n}", 0.001, 0.8) for n in range(4)]  # four points on one spot
+    axes.scatter([cost for _, cost, _ in points], [accuracy for _, _, accuracy in points])
+
+    place_labels(axes, points)
+
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    boxes = [text.get_window_extent(renderer) for text in axes.texts]
+    assert len(boxes) == 4
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])

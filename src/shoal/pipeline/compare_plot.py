@@ -12,8 +12,11 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Annotation
+from matplotlib.transforms import Bbox
 
 from shoal.report.plot import plain_text, set_cost_scale
 
@@ -84,23 +87,59 @@ def plot_points(points: dict[str, list[Point]], title: str, path: Path) -> None:
             label=kind if kind != "chain" else "chain, end to end",
             **styles[kind],  # type: ignore[arg-type]
         )
-        for index, (label, cost, accuracy) in enumerate(kind_points):
-            # Labels of neighbouring steps (specialists often share one accuracy) are
-            # staggered in three rows so that they overlap less.
-            axes.annotate(
-                plain_text(label),
-                (cost, accuracy),
-                xytext=(6, 6 - 10 * (index % 3)),
-                textcoords="offset points",
-                fontsize=8,
-            )
     axes.set_xlabel("$ per 1,000 items")
     axes.set_ylabel("accuracy")
     axes.set_title(plain_text(title))
     axes.margins(x=0.15, y=0.1)
     axes.grid(True, alpha=0.3)
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=3, frameon=False)
+    # The chain and the single call are labelled first, so that they get the free places.
+    order = ["chain", "single call", "steps"]
+    place_labels(axes, [point for kind in order for point in points.get(kind, [])])
 
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png", dpi=150)
     logger.info("wrote the plot to %s", path)
+
+
+# Places tried for a label, in points from its marker: (dx, dy, horizontal, vertical alignment).
+LABEL_PLACES = [
+    (6, 3, "left", "bottom"),
+    (6, -3, "left", "top"),
+    (-6, 3, "right", "bottom"),
+    (-6, -3, "right", "top"),
+    (6, 13, "left", "bottom"),
+    (6, -13, "left", "top"),
+]
+
+
+def place_labels(axes: Axes, points: list[Point]) -> None:
+    """Label each point at the first place in LABEL_PLACES that overlaps no earlier label.
+
+    A label with no free place keeps the first place.
+    """
+    figure = axes.get_figure()
+    assert figure is not None
+    figure.canvas.draw()  # fixes the layout, so that label extents are final
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    placed: list[Bbox] = []
+    for label, cost, accuracy in points:
+        for place in LABEL_PLACES:
+            text = _annotate(axes, label, cost, accuracy, place)
+            extent = text.get_window_extent(renderer)
+            if not any(extent.overlaps(other) for other in placed):
+                break
+            text.remove()
+        else:
+            extent = _annotate(axes, label, cost, accuracy, LABEL_PLACES[0]).get_window_extent(renderer)
+        placed.append(extent)
+
+
+def _annotate(
+    axes: Axes, label: str, cost: float, accuracy: float, place: tuple[int, int, str, str]
+) -> Annotation:
+    dx, dy, horizontal, vertical = place
+    return axes.annotate(
+        plain_text(label), (cost, accuracy), xytext=(dx, dy), textcoords="offset points",
+        fontsize=8, ha=horizontal, va=vertical,
+    )

@@ -162,3 +162,20 @@ def test_cli_eval_pipeline_on_clinc(tmp_path: Path) -> None:
     assert summary["end_to_end_accuracy"] == pytest.approx(right / 60)
     router_right = sum(record["correct"]["domain"] for record in records)
     assert right <= router_right
+
+
+def test_cli_rejects_extraction_options_for_pipeline(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, [
+        "eval", "clinc150_router", str(tmp_path), "--model", "local:qwen2.5-coder-0.5b",
+        "--max-retries", "3",
+    ])
+
+    assert isinstance(result.exception, UserInputError)
+    assert "--model, --max-retries do not apply to a pipeline" in str(result.exception)
+
+
+def test_cli_rejects_pipeline_options_for_extraction(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["eval", "sroie", str(tmp_path), "--per-label", "all"])
+
+    assert isinstance(result.exception, UserInputError)
+    assert "--per-label does not apply to the extraction dataset 'sroie'" in str(result.exception)

@@ -168,14 +168,14 @@ def _bench_extract(
 def eval_command(
     dataset: Annotated[str, typer.Argument(help="sroie, snips or squad2 (extraction), or a pipeline: a YAML file or a shipped example (clinc150_router, ticket_triage).")],
     path: Annotated[Path, typer.Argument(help="The dataset: a folder such as ../shared/data/sroie, a CLINC150 folder, or a CSV or JSON Lines file for a pipeline.")],
-    model: Annotated[list[str] | None, typer.Option(help="Extraction only: a model to evaluate; repeat for more (default: the 0.5B and 1.5B local models).")] = None,
+    model: Annotated[list[str] | None, typer.Option(help="A model to evaluate; repeat for more (default: the 0.5B and 1.5B local models).", rich_help_panel="Extraction only")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Items to evaluate: the first in file order for extraction (default 20), a seeded sample of the test rows for a pipeline (default: all).")] = None,
-    intent: Annotated[str, typer.Option(help="The SNIPS intent whose slots are extracted.")] = "GetWeather",
-    max_retries: Annotated[int, typer.Option(min=0, help="Extraction only: extra attempts after a reply that does not validate.")] = 1,
-    train: Annotated[Path | None, typer.Option(help="Pipeline only: labelled rows the encoder steps train on (default: a seeded 70% of PATH, or CLINC150's train split).")] = None,
-    per_label: Annotated[str, typer.Option(help="Pipeline only: labelled rows kept of each label (of each combination of the steps' gold labels) to train the encoder steps on, or 'all'.")] = "10",
-    concurrency: Annotated[int, typer.Option(min=1, help="Pipeline only: items run at the same time.")] = 4,
-    seed: Annotated[int, typer.Option(help="Pipeline only: seed of the train/test split and samples.")] = 0,
+    intent: Annotated[str, typer.Option(help="The SNIPS intent whose slots are extracted.", rich_help_panel="Extraction only")] = "GetWeather",
+    max_retries: Annotated[int, typer.Option(min=0, help="Extra attempts after a reply that does not validate.", rich_help_panel="Extraction only")] = 1,
+    train: Annotated[Path | None, typer.Option(help="Labelled rows the encoder steps train on (default: a seeded 70% of PATH, or CLINC150's train split).", rich_help_panel="Pipeline only")] = None,
+    per_label: Annotated[str, typer.Option(help="Labelled rows kept of each label (of each combination of the steps' gold labels) to train the encoder steps on, or 'all'.", rich_help_panel="Pipeline only")] = "10",
+    concurrency: Annotated[int, typer.Option(min=1, help="Items run at the same time.", rich_help_panel="Pipeline only")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed of the train/test split and samples.", rich_help_panel="Pipeline only")] = 0,
     max_cost: Annotated[str | None, typer.Option(help="Spending cap in USD for the run.")] = None,
     output: Annotated[Path | None, typer.Option(help="Folder for records.jsonl and summary.json (a pipeline's default: eval-PIPELINE-NAME, with pipeline.png).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")] = False,
@@ -187,6 +187,11 @@ def eval_command(
     if is_pipeline(dataset):
         from shoal.pipeline.command import PipelineEvalOptions, run_pipeline_eval
 
+        _reject_options(
+            "a pipeline, whose models are in its file",
+            {"--model": model is not None, "--intent": intent != "GetWeather", "--max-retries": max_retries != 1},
+        )
+
         cap = parse_max_cost(max_cost) if max_cost is not None else None
         options = PipelineEvalOptions(train, parse_per_label(per_label), limit, concurrency, seed, cap)
         if not run_pipeline_eval(dataset, path, options, output):
@@ -197,6 +202,14 @@ def eval_command(
     from shoal.bench.view import RichProgress
     from shoal.bench.view_extract import show_eval_result
     from shoal.pricing.compute import machine_from_env
+
+    _reject_options(
+        f"the extraction dataset {dataset!r}",
+        {
+            "--train": train is not None, "--per-label": per_label != "10",
+            "--concurrency": concurrency != 4, "--seed": seed != 0,
+        },
+    )
 
     options = ExtractEvalOptions(
         dataset=dataset, path=path, models=list(model) if model else list(DEFAULT_MODELS),
@@ -215,6 +228,17 @@ app.command("models")(models_command)
 app.command("calibrate")(calibrate_command)
 app.command("simulate")(simulate_command)
 app.command("compare")(compare_command)
+
+
+def _reject_options(target: str, options_set: dict[str, bool]) -> None:
+    """Raise UserInputError naming the options set on the command line that do not apply to `target`."""
+    named = [option for option, is_set in options_set.items() if is_set]
+    if named:
+        verb = "does" if len(named) == 1 else "do"
+        raise UserInputError(
+            f"{', '.join(named)} {verb} not apply to {target}; see `shoal eval --help`, whose "
+            "options are grouped by what they apply to"
+        )
 
 
 def _configure_logging(verbose: bool) -> None:

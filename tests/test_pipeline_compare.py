@@ -27,7 +27,8 @@ from shoal.models import load_provider
 from shoal.pipeline import parse_pipeline
 from shoal.pipeline.compare import CompareResult, compare_pipeline
 from shoal.pipeline.compare_command import compare_command
-from shoal.pipeline.compare_plot import place_labels
+from shoal.pipeline.compare_plot import place_labels, unscored_steps
+from shoal.pipeline.eval_summary import StepEvalSummary
 from shoal.pipeline.model_steps import loaded_provider
 from shoal.pipeline.single_call import SingleCall, plan_single_call
 from shoal.pricing import DEFAULT_MACHINE
@@ -373,3 +374,15 @@ def test_plot_labels_do_not_overlap() -> None:
     boxes = [text.get_window_extent(renderer) for text in axes.texts]
     assert len(boxes) == 4
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
+def test_unscored_steps_named_with_cost(run: CompareRun) -> None:
+    chain = run.result.chain.result
+    unscored = StepEvalSummary(
+        step="entities", ran=3, share=1.0, scored=0, accuracy=None,
+        mean_cost_usd=Decimal("0.000184"),
+    )
+    with_extraction = dataclasses.replace(chain, steps={**chain.steps, "entities": unscored})
+
+    assert unscored_steps(chain) == ""
+    assert unscored_steps(with_extraction) == "not scored, so not plotted: entities ($0.184/1k)"

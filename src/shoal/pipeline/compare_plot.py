@@ -41,8 +41,18 @@ def chain_points(chain: PipelineEvalResult) -> dict[str, list[Point]]:
     for name, step in chain.steps.items():
         if step.accuracy is not None and step.mean_cost_usd is not None:
             points["steps"].append((name, float(step.mean_cost_usd) * 1000, step.accuracy))
-    points["steps"].sort(key=lambda point: point[1])  # neighbours in cost get staggered labels
+    points["steps"].sort(key=lambda point: point[1])
     return points
+
+
+def unscored_steps(chain: PipelineEvalResult) -> str:
+    """Return a line naming the steps that ran without a score, with their $/1k, or ""."""
+    unscored = [
+        f"{name} (${float(step.mean_cost_usd) * 1000:.3g}/1k)"
+        for name, step in chain.steps.items()
+        if step.accuracy is None and step.mean_cost_usd is not None
+    ]
+    return "not scored, so not plotted: " + ", ".join(unscored) if unscored else ""
 
 
 def compare_points(result: CompareResult) -> dict[str, list[Point]]:
@@ -59,16 +69,21 @@ def compare_points(result: CompareResult) -> dict[str, list[Point]]:
 
 def plot_compare(result: CompareResult, path: Path) -> None:
     """Write the comparison's PNG to `path`, creating its parent folders."""
-    plot_points(compare_points(result), f"{result.pipeline}: chain against one call", path)
+    title = f"{result.pipeline}: chain against one call"
+    plot_points(compare_points(result), title, path, note=unscored_steps(result.chain.result))
 
 
 def plot_pipeline(result: PipelineEvalResult, path: Path) -> None:
     """Write the PNG of a pipeline evaluation (the chain and its steps) to `path`."""
-    plot_points(chain_points(result), f"{result.pipeline}: the chain and its steps", path)
+    title = f"{result.pipeline}: the chain and its steps"
+    plot_points(chain_points(result), title, path, note=unscored_steps(result))
 
 
-def plot_points(points: dict[str, list[Point]], title: str, path: Path) -> None:
-    """Draw the points by kind on a log-scaled cost axis and write the PNG to `path`."""
+def plot_points(points: dict[str, list[Point]], title: str, path: Path, note: str = "") -> None:
+    """Draw the points by kind on a log-scaled cost axis and write the PNG to `path`.
+
+    A `note` is printed in small type under the title.
+    """
     styles = {
         "chain": {"color": "tab:blue", "marker": "D", "s": 70},
         "steps": {"color": "tab:gray", "marker": "o", "s": 30},
@@ -89,7 +104,7 @@ def plot_points(points: dict[str, list[Point]], title: str, path: Path) -> None:
         )
     axes.set_xlabel("$ per 1,000 items")
     axes.set_ylabel("accuracy")
-    axes.set_title(plain_text(title))
+    axes.set_title(plain_text(f"{title}\n{note}" if note else title), fontsize=10 if note else None)
     axes.margins(x=0.15, y=0.1)
     axes.grid(True, alpha=0.3)
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=3, frameon=False)

@@ -179,3 +179,12 @@ def test_cli_rejects_pipeline_options_for_extraction(tmp_path: Path) -> None:
 
     assert isinstance(result.exception, UserInputError)
     assert "--per-label does not apply to the extraction dataset 'sroie'" in str(result.exception)
+
+
+def test_train_file_missing_gold_rejected(tmp_path: Path) -> None:
+    train = write_rows(tmp_path / "train.csv", [{"text": "a", "queue": "q"}])
+    test = write_rows(tmp_path / "test.csv", [{"text": "c", "queue": "q", "priority": "h"}])
+    data = load_pipeline_data(test, train=train)
+
+    with pytest.raises(UserInputError, match="the train rows .* no column 'priority'"):
+        data.check_columns(parse_pipeline(TWO_CLASSIFIERS))

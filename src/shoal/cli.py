@@ -177,7 +177,7 @@ def eval_command(
     concurrency: Annotated[int, typer.Option(min=1, help="Items run at the same time.", rich_help_panel="Pipeline only")] = 4,
     seed: Annotated[int, typer.Option(help="Seed of the train/test split and samples.", rich_help_panel="Pipeline only")] = 0,
     max_cost: Annotated[str | None, typer.Option(help="Spending cap in USD for the run.")] = None,
-    output: Annotated[Path | None, typer.Option(help="Folder for records.jsonl and summary.json (a pipeline's default: eval-PIPELINE-NAME, with pipeline.png).")] = None,
+    output: Annotated[Path | None, typer.Option(help="Folder for records.jsonl and summary.json (a pipeline's default: eval- and the name in its file, with pipeline.png).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")] = False,
 ) -> None:
     """Evaluate extraction models on SROIE, SNIPS or SQuAD 2.0, or a pipeline step by step."""
@@ -198,11 +198,12 @@ def eval_command(
             raise typer.Exit(code=1)
         return
     from shoal.bench.extract import DEFAULT_MODELS
-    from shoal.bench.extract_eval import ExtractEvalOptions, run_extract_eval
+    from shoal.bench.extract_eval import ExtractEvalOptions, check_dataset_name, run_extract_eval
     from shoal.bench.view import RichProgress
     from shoal.bench.view_extract import show_eval_result
     from shoal.pricing.compute import machine_from_env
 
+    check_dataset_name(dataset)  # before the progress display starts
     _reject_options(
         f"the extraction dataset {dataset!r}",
         {

@@ -56,17 +56,22 @@ class ExtractEvalResult:
     stopped: str | None = None
 
 
+def check_dataset_name(name: str) -> None:
+    """Raise UserInputError when `name` is not an extraction dataset shoal can load."""
+    if name not in DATASETS:
+        raise UserInputError(
+            f"unknown dataset {name!r}; use one of: {', '.join(DATASETS)}, or give a "
+            "pipeline: a .yaml file or a shipped example (clinc150_router, ticket_triage)"
+        )
+
+
 def load_extraction_dataset(options: ExtractEvalOptions) -> ExtractionDataset:
+    check_dataset_name(options.dataset)
     if options.dataset == "sroie":
         return load_sroie(options.path, limit=options.limit)
     if options.dataset == "snips":
         return load_snips(options.path, options.intent, "test", limit=options.limit)
-    if options.dataset == "squad2":
-        return load_squad2(options.path, limit=options.limit)
-    raise UserInputError(
-        f"unknown dataset {options.dataset!r}; use one of: {', '.join(DATASETS)}, or give a "
-        "pipeline: a .yaml file or a shipped example (clinc150_router, ticket_triage)"
-    )
+    return load_squad2(options.path, limit=options.limit)
 
 
 async def run_extract_eval(

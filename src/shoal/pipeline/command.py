@@ -28,8 +28,9 @@ from rich.table import Table
 
 from shoal.errors import UserInputError
 from shoal.evaluate.pipeline_data import Row, load_clinc150, load_support_tickets, read_rows
+from shoal.models import parse_model
 from shoal.pipeline.eval_summary import PipelineEvalResult
-from shoal.pipeline.spec import PipelineSpec
+from shoal.pipeline.spec import PipelineSpec, StepSpec
 from shoal.pipeline.train import sample_training_rows
 
 TRAIN_SHARE = 0.7
@@ -51,20 +52,31 @@ class PipelineData:
         return sample_training_rows(spec, self.train, per_label, seed) + self.train_kept
 
     def check_columns(self, spec: PipelineSpec) -> None:
-        """Raise UserInputError when no test row has a column that a step reads or is scored on.
+        """Raise UserInputError when the rows lack a column that a step reads or is scored on.
 
-        Checked before training, so that a misnamed column costs no training time, and a
-        gold column that is missing everywhere does not leave its step unscored unnoticed.
+        The test rows need every step's input and gold column, and the train rows those of
+        the steps with an encoder model, which train on them. Checked before training, so
+        that a misnamed column costs no training time and leaves no step unscored unnoticed.
         """
-        present = {name for row in self.test for name in row}
-        for name, step in spec.steps.items():
-            for column, role in ((step.input, "reads"), (step.gold, "is scored against")):
-                if column is not None and column not in present:
-                    raise UserInputError(
-                        f"the test rows ({self.description}) have no column {column!r}, which "
-                        f"step {name!r} {role}; the columns are: {', '.join(sorted(present))}. "
-                        "Rename the column, or change the step's input or gold"
-                    )
+        for rows, kind, needs_training in ((self.test, "test", False), (self.train, "train", True)):
+            present = {name for row in rows for name in row}
+            for name, step in spec.steps.items():
+                if needs_training and not _trains_encoder(step):
+                    continue
+                for column, role in ((step.input, "reads"), (step.gold, "is scored against")):
+                    if column is not None and column not in present:
+                        raise UserInputError(
+                            f"the {kind} rows ({self.description}) have no column {column!r}, "
+                            f"which step {name!r} {role}; the columns are: "
+                            f"{', '.join(sorted(present))}. Rename the column, or change the "
+                            "step's input or gold"
+                        )
+
+
+def _trains_encoder(step: StepSpec) -> bool:
+    models = [*step.models, *([step.fallback] if step.fallback is not None else [])]
+    return any(parse_model(model).provider == "encoder" for model in models)
+
 
 
 def is_pipeline(name: str) -> bool:

@@ -37,7 +37,7 @@ def compare_command(
     seed: Annotated[int, typer.Option(help="Seed of the train/test split and samples.")] = 0,
     max_cost: Annotated[str | None, typer.Option(help="Spending cap in USD for both sides together; the run stops before a call that could cross it.")] = None,
     output_format: Annotated[str, typer.Option("--format", help="'table' or 'json' (the summary.json document).")] = "table",
-    output: Annotated[Path | None, typer.Option(help="Folder for chain/ and single/ records, summary.json and compare.png (default: compare-PIPELINE-NAME).")] = None,
+    output: Annotated[Path | None, typer.Option(help="Folder for chain/ and single/ records, summary.json and compare.png (default: compare- and the name in the pipeline file).")] = None,
 ) -> None:
     """Compare a pipeline's chain with one call that does every step: accuracy, cost, tokens, latency."""
     from shoal.bench.view import RichProgress
@@ -107,7 +107,13 @@ def show_compare_result(result: CompareResult, data: PipelineData, console: Cons
     else:
         note = f"{overhead:+.1f}%"
     console.print(f"token overhead of the chain: {note}", markup=False)
-    console.print(f"Wrote {result.summary_path} and {result.plot_path}.", markup=False)
+    assert result.summary_path is not None  # compare_pipeline always writes the summary
+    folder = result.summary_path.parent
+    console.print(
+        f"Wrote {folder / 'chain'}/, {folder / 'single'}/, {result.summary_path} and "
+        f"{result.plot_path}.",
+        markup=False,
+    )
 
 
 def _side_row(side: SideFigures) -> list[str]:

@@ -89,10 +89,10 @@ def test_training_rows_per_label_combination(tmp_path: Path) -> None:
     data = load_pipeline_data(write_rows(tmp_path / "rows.csv", rows), seed=0)
     spec = parse_pipeline(TWO_CLASSIFIERS)
 
-    kept = data.training_rows(spec, per_label=1, seed=0)
+    sampled = data.training_rows(spec, per_label=1, seed=0)
 
     combinations = {(row["queue"], row["priority"]) for row in data.train}
-    assert len(kept) == len(combinations) == 4
+    assert len(sampled) == len(combinations) == 4
 
 
 def test_missing_gold_column_rejected(tmp_path: Path) -> None:

@@ -164,18 +164,27 @@ def _bench_extract(
         raise typer.Exit(code=1)
 
 
+# Defaults of the shoal eval options that apply to one kind of run. Setting one to another
+# value on the other kind of run is rejected.
+DEFAULT_INTENT = "GetWeather"
+DEFAULT_MAX_RETRIES = 1
+DEFAULT_PER_LABEL = "10"
+DEFAULT_CONCURRENCY = 4
+DEFAULT_SEED = 0
+
+
 @app.command("eval")
 def eval_command(
     dataset: Annotated[str, typer.Argument(help="sroie, snips or squad2 (extraction), or a pipeline: a YAML file or a shipped example (clinc150_router, ticket_triage).")],
     path: Annotated[Path, typer.Argument(help="The dataset: a folder such as ../shared/data/sroie, a CLINC150 folder, or a CSV or JSON Lines file for a pipeline.")],
     model: Annotated[list[str] | None, typer.Option(help="A model to evaluate; repeat for more (default: the 0.5B and 1.5B local models).", rich_help_panel="Extraction only")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Items to evaluate: the first in file order for extraction (default 20), a seeded sample of the test rows for a pipeline (default: all).")] = None,
-    intent: Annotated[str, typer.Option(help="The SNIPS intent whose slots are extracted.", rich_help_panel="Extraction only")] = "GetWeather",
-    max_retries: Annotated[int, typer.Option(min=0, help="Extra attempts after a reply that does not validate.", rich_help_panel="Extraction only")] = 1,
+    intent: Annotated[str, typer.Option(help="The SNIPS intent whose slots are extracted.", rich_help_panel="Extraction only")] = DEFAULT_INTENT,
+    max_retries: Annotated[int, typer.Option(min=0, help="Extra attempts after a reply that does not validate.", rich_help_panel="Extraction only")] = DEFAULT_MAX_RETRIES,
     train: Annotated[Path | None, typer.Option(help="Labelled rows the encoder steps train on (default: a seeded 70% of PATH, or CLINC150's train split).", rich_help_panel="Pipeline only")] = None,
-    per_label: Annotated[str, typer.Option(help="Labelled rows kept of each label (of each combination of the steps' gold labels) to train the encoder steps on, or 'all'.", rich_help_panel="Pipeline only")] = "10",
-    concurrency: Annotated[int, typer.Option(min=1, help="Items run at the same time.", rich_help_panel="Pipeline only")] = 4,
-    seed: Annotated[int, typer.Option(help="Seed of the train/test split and samples.", rich_help_panel="Pipeline only")] = 0,
+    per_label: Annotated[str, typer.Option(help="Labelled rows kept of each label (of each combination of the steps' gold labels) to train the encoder steps on, or 'all'.", rich_help_panel="Pipeline only")] = DEFAULT_PER_LABEL,
+    concurrency: Annotated[int, typer.Option(min=1, help="Items run at the same time.", rich_help_panel="Pipeline only")] = DEFAULT_CONCURRENCY,
+    seed: Annotated[int, typer.Option(help="Seed of the train/test split and samples.", rich_help_panel="Pipeline only")] = DEFAULT_SEED,
     max_cost: Annotated[str | None, typer.Option(help="Spending cap in USD for the run.")] = None,
     output: Annotated[Path | None, typer.Option(help="Folder for records.jsonl and summary.json (a pipeline's default: eval- and the name in its file, with pipeline.png).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")] = False,
@@ -189,7 +198,10 @@ def eval_command(
 
         _reject_options(
             "a pipeline, whose models are in its file",
-            {"--model": model is not None, "--intent": intent != "GetWeather", "--max-retries": max_retries != 1},
+            {
+                "--model": model is not None, "--intent": intent != DEFAULT_INTENT,
+                "--max-retries": max_retries != DEFAULT_MAX_RETRIES,
+            },
         )
 
         cap = parse_max_cost(max_cost) if max_cost is not None else None
@@ -207,8 +219,8 @@ def eval_command(
     _reject_options(
         f"the extraction dataset {dataset!r}",
         {
-            "--train": train is not None, "--per-label": per_label != "10",
-            "--concurrency": concurrency != 4, "--seed": seed != 0,
+            "--train": train is not None, "--per-label": per_label != DEFAULT_PER_LABEL,
+            "--concurrency": concurrency != DEFAULT_CONCURRENCY, "--seed": seed != DEFAULT_SEED,
         },
     )
 

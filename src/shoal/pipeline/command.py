@@ -74,9 +74,7 @@ class PipelineData:
 
 
 def _trains_encoder(step: StepSpec) -> bool:
-    models = [*step.models, *([step.fallback] if step.fallback is not None else [])]
-    return any(parse_model(model).provider == "encoder" for model in models)
-
+    return any(parse_model(model).provider == "encoder" for model in step.models_with_fallback)
 
 
 def is_pipeline(name: str) -> bool:
@@ -204,14 +202,14 @@ def show_pipeline_result(result: PipelineEvalResult, data: PipelineData, console
         table.add_row(
             name,
             f"{step.ran} ({step.share:.0%})",
-            _share(step.accuracy),
+            format_share(step.accuracy),
             "" if step.routed_correctly is None else str(step.routed_correctly),
-            _share(step.accuracy_routed_correctly),
-            "" if step.mean_cost_usd is None else f"{float(step.mean_cost_usd) * 1000:.5f}",
+            format_share(step.accuracy_routed_correctly),
+            format_per_1k(step.mean_cost_usd),
         )
     table.add_row(
-        "end to end", str(result.n_items), _share(result.end_to_end_accuracy), "", "",
-        f"{float(result.cost_per_1k_usd):.5f}", style="bold",
+        "end to end", str(result.n_items), format_share(result.end_to_end_accuracy), "", "",
+        format_per_1k(result.mean_cost_usd), style="bold",
     )
     console.print(table)
     per_dollar = result.accuracy_per_dollar
@@ -229,5 +227,11 @@ def show_pipeline_result(result: PipelineEvalResult, data: PipelineData, console
         console.print("Wrote " + ", ".join(str(path) for path in written) + ".", markup=False)
 
 
-def _share(value: float | None) -> str:
+def format_share(value: float | None) -> str:
+    """Format a share as a percentage, or "" when there is none."""
     return "" if value is None else f"{value:.1%}"
+
+
+def format_per_1k(mean_cost_usd: Decimal | None) -> str:
+    """Format a mean cost per item as dollars per 1,000 items, or "" when there is none."""
+    return "" if mean_cost_usd is None else f"{float(mean_cost_usd) * 1000:.5f}"

@@ -18,7 +18,13 @@ from rich.table import Table
 
 from shoal.errors import UserInputError
 from shoal.options import parse_max_cost, parse_per_label
-from shoal.pipeline.command import PipelineData, load_pipeline_data, load_pipeline_spec
+from shoal.pipeline.command import (
+    PipelineData,
+    format_per_1k,
+    format_share,
+    load_pipeline_data,
+    load_pipeline_spec,
+)
 from shoal.pipeline.compare import CompareResult, SideFigures
 from shoal.pipeline.eval_summary import StepEvalSummary
 
@@ -47,11 +53,11 @@ def compare_command(
     if output_format not in ("table", "json"):
         raise UserInputError(f"--format must be 'table' or 'json', got {output_format!r}")
     budget = Budget(parse_max_cost(max_cost)) if max_cost is not None else None
-    kept = parse_per_label(per_label)
+    rows_per_label = parse_per_label(per_label)
     spec = load_pipeline_spec(pipeline)
     rows = load_pipeline_data(data, train=train, limit=limit, seed=seed)
     rows.check_columns(spec)
-    training = rows.training_rows(spec, kept, seed)
+    training = rows.training_rows(spec, rows_per_label, seed)
     folder = output if output is not None else Path(f"compare-{spec.name}")
     status = Console(stderr=True)
     status.print(
@@ -88,8 +94,7 @@ def show_compare_result(result: CompareResult, data: PipelineData, console: Cons
     for name, step in result.chain.result.steps.items():
         single = result.single.result.steps.get(name)
         table.add_row(
-            name, _scored(step), _scored(single),
-            "" if step.mean_cost_usd is None else f"{float(step.mean_cost_usd) * 1000:.5f}",
+            name, _scored(step), _scored(single), format_per_1k(step.mean_cost_usd)
         )
     console.print(table)
 
@@ -121,8 +126,8 @@ def _side_row(side: SideFigures) -> list[str]:
     per_dollar = figures.accuracy_per_dollar
     return [
         side.label,
-        _share(figures.end_to_end_accuracy),
-        f"{float(figures.cost_per_1k_usd):.5f}",
+        format_share(figures.end_to_end_accuracy),
+        format_per_1k(figures.mean_cost_usd),
         "" if per_dollar is None else f"{per_dollar:,.0f}",
         f"{figures.p50_ms:,.0f}",
         f"{figures.p95_ms:,.0f}",
@@ -134,8 +139,4 @@ def _side_row(side: SideFigures) -> list[str]:
 def _scored(step: StepEvalSummary | None) -> str:
     if step is None or step.accuracy is None:
         return ""
-    return f"{step.accuracy:.1%} ({step.scored})"
-
-
-def _share(value: float | None) -> str:
-    return "" if value is None else f"{value:.1%}"
+    return f"{format_share(step.accuracy)} ({step.scored})"

@@ -4,8 +4,8 @@ Each step with a `gold` column is scored on the items it ran on, and the item is
 end to end when every step on its path that has a gold value is correct. A misrouted item
 is therefore wrong end to end, even where the wrong specialist happens to be right. A
 router below its threshold abstains: its label is left out of the end-to-end score, and
-the fallback step it sent the item to decides. The
-gap between the steps' accuracies and the end-to-end accuracy is the loss from chaining.
+the fallback step it sent the item to decides. The gap between the steps' accuracies and
+the end-to-end accuracy is the loss from chaining.
 
 One record per item (a JSON line, written as the item finishes):
 

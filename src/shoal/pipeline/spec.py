@@ -130,6 +130,12 @@ class StepSpec(BaseModel):
         return [self.model] if self.model is not None else []
 
     @property
+    def models_with_fallback(self) -> list[str]:
+        """Return the step's models, then its fallback model, each once."""
+        fallback = [self.fallback] if self.fallback is not None else []
+        return list(dict.fromkeys([*self.models, *fallback]))
+
+    @property
     def route_labels(self) -> list[str]:
         """Return the step's labels. A route step without `labels` uses the labels of its routes."""
         if self.labels is not None:

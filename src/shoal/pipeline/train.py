@@ -102,11 +102,10 @@ def train_pipeline(
     gold_labels: dict[str, list[str]] = {}
 
     for name, step in spec.steps.items():
-        models = [*step.models, *([step.fallback] if step.fallback is not None else [])]
         step_rows = by_step[name]
         if step.gold is not None and step.task != "extract" and step_rows is not None:
             gold_labels[name] = _labels(step.gold, step_rows)
-        for model in dict.fromkeys(models):
+        for model in step.models_with_fallback:
             if parse_model(model).provider != "encoder":
                 continue
             loaded = encoders.get(model)
